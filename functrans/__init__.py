@@ -1,0 +1,54 @@
+"""functrans: composable function transformations for NumPy.
+
+Write a pure function with `functrans.numpy`; get back its derivatives (`grad`, `jvp`, `vjp`,
+`jacfwd`, `jacrev`, `hessian`, ...), its batched version (`vmap`) and its staged program
+(`make_jaxpr`). Forward mode is written once per primitive; reverse mode is derived from it by
+linearizing and transposing.
+"""
+
+from functrans import numpy, tree_util  # noqa: F401
+from functrans.api import (
+    grad,
+    jvp,
+    linear_transpose,
+    linearize,
+    make_jaxpr,
+    stop_gradient,
+    value_and_grad,
+    vjp,
+)
+from functrans.api_jacobians import hessian, hvp, jacfwd, jacobian, jacrev
+from functrans.api_vmap import vmap
+from functrans.errors import (
+    BatchingError,
+    ConcretizationError,
+    LeakedTracerError,
+    NonDifferentiableInputError,
+    NonScalarOutputError,
+)
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "BatchingError",
+    "ConcretizationError",
+    "LeakedTracerError",
+    "NonDifferentiableInputError",
+    "NonScalarOutputError",
+    "grad",
+    "hessian",
+    "hvp",
+    "jacfwd",
+    "jacobian",
+    "jacrev",
+    "jvp",
+    "linear_transpose",
+    "linearize",
+    "make_jaxpr",
+    "numpy",
+    "stop_gradient",
+    "tree_util",
+    "value_and_grad",
+    "vjp",
+    "vmap",
+]

@@ -1,0 +1,496 @@
+"""The user-facing transformations: argument plumbing, pytrees and user errors live here.
+
+Everything below reduces to three flat primitives of the interpreters: `jvp_flat` (forward
+mode), `linearize_flat` (forward mode staged into a linear program, whose transpose is reverse
+mode) and `vmap_flat` (batching). Names, argument order and Jacobian shapes follow JAX.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+from typing import Any, Callable, Sequence
+
+import numpy as np
+
+from functrans import tree_util
+from functrans.core import (
+    Tracer,
+    Zero,
+    _current_trace,
+    aval_of,
+    instantiate,
+)
+from functrans.errors import (
+    ArgnumsError,
+    NonDifferentiableInputError,
+    NonScalarOutputError,
+    ShapeDtypeMismatchError,
+    TreeStructureError,
+)
+from functrans.interpreters.jvp import JVPTrace, JVPTracer
+from functrans.interpreters.partial_eval import (
+    LinearFunction,
+    PartialEvalTrace,
+    linearize_flat,
+    stage_linear,
+    strip_tangents,
+)
+from functrans.interpreters.staging import trace_to_jaxpr
+from functrans.ir import ClosedJaxpr
+from functrans.primitives import elementwise
+
+Argnums = int | Sequence[int]
+
+# ---------------------------------------------------------------------------------------------
+# Argument plumbing
+
+
+def _as_array(x: Any) -> Any:
+    """Leaves enter transformations as arrays; NumPy arrays and tracers pass through untouched."""
+    if isinstance(x, (np.ndarray, np.generic, Tracer)):
+        return x
+    if isinstance(x, (bool, int, float, complex)):
+        return np.asarray(x)
+    raise TypeError(
+        f"functrans: expected arrays (or pytrees of arrays), got a leaf of type "
+        f"{type(x).__name__}. Pass numpy arrays or scalars; non-array arguments can be excluded "
+        "with argnums or closed over."
+    )
+
+
+def _normalize_argnums(argnums: Argnums, nargs: int, transform: str) -> tuple[int, ...]:
+    single = isinstance(argnums, int)
+    nums = (argnums,) if single else tuple(argnums)
+    out = []
+    for a in nums:
+        if not isinstance(a, (int, np.integer)) or not -nargs <= a < nargs:
+            raise ArgnumsError(
+                f"{transform}: argnums={argnums!r} is out of range for a function called with "
+                f"{nargs} positional argument{'s' if nargs != 1 else ''}; use an index in "
+                f"[0, {nargs}) (keyword arguments are never differentiated)."
+            )
+        out.append(int(a) % nargs)
+    if len(set(out)) != len(out):
+        raise ArgnumsError(f"{transform}: argnums={argnums!r} names an argument twice.")
+    return tuple(out)
+
+
+def _arg_name(fun: Callable, i: int) -> str:
+    try:
+        params = list(inspect.signature(fun).parameters.values())
+        if i < len(params) and params[i].kind in (
+            params[i].POSITIONAL_ONLY,
+            params[i].POSITIONAL_OR_KEYWORD,
+        ):
+            return f"argument '{params[i].name}' (position {i})"
+    except (TypeError, ValueError):
+        pass
+    return f"argument {i}"
+
+
+def _check_differentiable(fun, transform, argnums, dyn_args, flat) -> None:
+    if all(np.issubdtype(aval_of(x).dtype, np.inexact) for x in flat):
+        return
+    for i, arg in zip(argnums, dyn_args):
+        for path, leaf in tree_util.tree_flatten_with_path(arg)[0]:
+            aval = aval_of(leaf)
+            if not np.issubdtype(aval.dtype, np.inexact):
+                where = _arg_name(fun, i) + tree_util.keystr(path)
+                raise NonDifferentiableInputError(
+                    f"{transform}: {where} is {aval.str_short()}; only floating-point (or "
+                    "complex) inputs can be differentiated. Convert it with .astype(float), or "
+                    "leave it out of argnums (or close over it)."
+                )
+
+
+class _Partial:
+    """`fun` as a function of the argnums-selected positional arguments only."""
+
+    def __init__(self, fun, transform, argnums, args, kwargs, check=True):
+        self.fun = fun
+        self.argnums = _normalize_argnums(argnums, len(args), transform)
+        self.args = list(args)
+        self.kwargs = kwargs
+        dyn = [tree_util.tree_map(_as_array, args[i]) for i in self.argnums]
+        self.flat, self.in_tree = tree_util.tree_flatten(tuple(dyn))
+        if check:
+            _check_differentiable(fun, transform, self.argnums, dyn, self.flat)
+
+    def call_flat(self, *flat):
+        dyn = tree_util.tree_unflatten(self.in_tree, flat)
+        args = list(self.args)
+        for i, a in zip(self.argnums, dyn):
+            args[i] = a
+        return self.fun(*args, **self.kwargs)
+
+    def unflatten_inputs(self, flat: Sequence[Any], single: bool):
+        dyn = tree_util.tree_unflatten(self.in_tree, flat)
+        return dyn[0] if single else tuple(dyn)
+
+
+def _split_aux(out: Any, has_aux: bool, transform: str) -> tuple[Any, Any]:
+    if not has_aux:
+        return out, None
+    if not (isinstance(out, (tuple, list)) and len(out) == 2):
+        raise TypeError(
+            f"{transform} with has_aux=True needs the function to return a pair (output, aux), "
+            f"got {type(out).__name__}"
+            + (f" of length {len(out)}" if isinstance(out, (tuple, list)) else "")
+        )
+    return out[0], out[1]
+
+
+def _flat_fun(partial: _Partial, has_aux: bool, transform: str, store: dict) -> Callable:
+    """Wrap a _Partial as flat-in, (flat-out, aux)-out, remembering the output tree."""
+
+    def flat_fun(*flat):
+        out, aux = _split_aux(partial.call_flat(*flat), has_aux, transform)
+        out_flat, store["out_tree"] = tree_util.tree_flatten(out)
+        return [_as_array(o) for o in out_flat], aux
+
+    return flat_fun
+
+
+def _finish(x: Any) -> Any:
+    """A value leaving a transformation: symbolic zeros become arrays, read-only views copies."""
+    x = instantiate(x)
+    if type(x) is np.ndarray and not x.flags.writeable:
+        return x.copy()
+    return x
+
+
+def _describe(x: Any) -> str:
+    try:
+        return aval_of(x).str_short()
+    except TypeError:
+        return type(x).__name__
+
+
+def _check_matching(transform, what, expected_tree, expected_avals, got, *, against) -> list[Any]:
+    """Flatten `got` and check it has `expected_tree` and the expected shapes and dtypes."""
+    flat, tree = tree_util.tree_flatten(got)
+    if tree != expected_tree:
+        raise TreeStructureError(
+            f"{transform}: {what} has structure {tree} but {against} has structure "
+            f"{expected_tree}; pass a {what} with the same structure."
+        )
+    out = []
+    for (path, leaf), aval in zip(
+        tree_util.tree_flatten_with_path(got)[0], expected_avals, strict=True
+    ):
+        leaf = _as_array(leaf)
+        got_aval = aval_of(leaf)
+        if got_aval.shape != aval.shape or (
+            got_aval.dtype != aval.dtype and np.issubdtype(aval.dtype, np.inexact)
+        ):
+            raise ShapeDtypeMismatchError(
+                f"{transform}: {what}{tree_util.keystr(path)} is {got_aval.str_short()} but "
+                f"{against}{tree_util.keystr(path)} is {aval.str_short()}; each {what} must "
+                "have the shape and dtype of the value it corresponds to."
+            )
+        out.append(leaf)
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
+# Forward mode
+
+
+def jvp_flat(fun: Callable, primals: Sequence[Any], tangents: Sequence[Any]):
+    """Forward mode on flat lists: (primals_out, tangents_out, aux); zero tangents are Zero."""
+    trace = JVPTrace(_current_trace.get())
+    token = _current_trace.set(trace)
+    try:
+        outs, aux = fun(*[JVPTracer(trace, p, t) for p, t in zip(primals, tangents)])
+        pairs = [trace.lower(o) for o in outs]
+        aux = strip_tangents(trace, aux)
+    finally:
+        _current_trace.reset(token)
+        trace.alive = False
+    return [p for p, _ in pairs], [t for _, t in pairs], aux
+
+
+def jvp(fun: Callable, primals: Sequence[Any], tangents: Sequence[Any], has_aux: bool = False):
+    """Jacobian-vector product: evaluate `fun` and its derivative along `tangents`.
+
+    Args:
+      fun: function of arrays (or pytrees of arrays).
+      primals: tuple or list of positional arguments at which to differentiate.
+      tangents: tuple or list with the same structure, shapes and dtypes as `primals`.
+      has_aux: `fun` returns `(output, aux)`; aux is returned undifferentiated.
+
+    Returns:
+      `(primals_out, tangents_out)`, or `(primals_out, tangents_out, aux)` with has_aux.
+
+    Raises:
+      TreeStructureError, ShapeDtypeMismatchError: tangents do not match primals.
+
+    Example:
+      >>> jvp(fnp.sin, (0.0,), (2.0,))
+      (0.0, 2.0)
+    """
+    if not isinstance(primals, (tuple, list)) or not isinstance(tangents, (tuple, list)):
+        raise TypeError(
+            "jvp: primals and tangents must be tuples or lists of positional arguments, got "
+            f"{type(primals).__name__} and {type(tangents).__name__}; write jvp(f, (x,), (t,))."
+        )
+    if len(primals) != len(tangents):
+        raise TreeStructureError(
+            f"jvp: got {len(primals)} primals but {len(tangents)} tangents; pass one tangent per "
+            "primal argument."
+        )
+    partial = _Partial(fun, "jvp", tuple(range(len(primals))), primals, {})
+    in_avals = [aval_of(p) for p in partial.flat]
+    flat_t = _check_matching(
+        "jvp", "tangents", partial.in_tree, in_avals, tuple(tangents), against="primals"
+    )
+    store: dict = {}
+    outs, t_outs, aux = jvp_flat(_flat_fun(partial, has_aux, "jvp", store), partial.flat, flat_t)
+    out_tree = store["out_tree"]
+    primals_out = tree_util.tree_unflatten(out_tree, [_finish(o) for o in outs])
+    tangents_out = tree_util.tree_unflatten(out_tree, [_finish(t) for t in t_outs])
+    if has_aux:
+        return primals_out, tangents_out, aux
+    return primals_out, tangents_out
+
+
+def linearize(fun: Callable, *primals: Any, has_aux: bool = False):
+    """Evaluate `fun` and stage its JVP at `primals` as a linear function of the tangents.
+
+    Returns:
+      `(primals_out, f_jvp)` where `f_jvp(*tangents)` gives the output tangents; with has_aux,
+      `(primals_out, f_jvp, aux)`. Evaluating `f_jvp` repeats none of the primal work.
+
+    Example:
+      >>> y, f_jvp = linearize(fnp.sin, 0.0)
+      >>> f_jvp(2.0)
+      2.0
+    """
+    partial = _Partial(fun, "linearize", tuple(range(len(primals))), primals, {})
+    store: dict = {}
+    outs, lin, aux = linearize_flat(_flat_fun(partial, has_aux, "linearize", store), partial.flat)
+    out_tree = store["out_tree"]
+    in_tree, in_avals = partial.in_tree, lin.in_avals
+
+    def f_jvp(*tangents):
+        flat_t = _check_matching(
+            "linearize", "tangents", in_tree, in_avals, tangents, against="primals"
+        )
+        return tree_util.tree_unflatten(out_tree, [_finish(t) for t in lin(flat_t)])
+
+    primals_out = tree_util.tree_unflatten(out_tree, [_finish(o) for o in outs])
+    return (primals_out, f_jvp, aux) if has_aux else (primals_out, f_jvp)
+
+
+# ---------------------------------------------------------------------------------------------
+# Reverse mode: linearize, then transpose
+
+
+def _make_pullback(transform, lin: LinearFunction, out_tree, out_avals, unflatten_inputs):
+    def pullback(cotangents):
+        flat_ct = _check_matching(
+            transform, "cotangent", out_tree, out_avals, cotangents, against="the output"
+        )
+        cts_in = lin.transpose(flat_ct)
+        return unflatten_inputs([_finish(ct) for ct in cts_in])
+
+    return pullback
+
+
+def vjp(fun: Callable, *primals: Any, has_aux: bool = False):
+    """Vector-Jacobian product: evaluate `fun` and return a function that pulls back cotangents.
+
+    Reverse mode is derived: `fun`'s JVP is linearized at `primals` and the linear program is
+    transposed.
+
+    Returns:
+      `(primals_out, vjp_fn)` where `vjp_fn(ct)` returns a tuple with one cotangent per primal;
+      with has_aux, `(primals_out, vjp_fn, aux)`.
+
+    Raises:
+      NonDifferentiableInputError: an integer or boolean primal.
+      TreeStructureError, ShapeDtypeMismatchError: `ct` does not match the output.
+
+    Example:
+      >>> y, vjp_fn = vjp(fnp.sin, 0.0)
+      >>> vjp_fn(1.0)
+      (1.0,)
+    """
+    partial = _Partial(fun, "vjp", tuple(range(len(primals))), primals, {})
+    store: dict = {}
+    outs, lin, aux = linearize_flat(_flat_fun(partial, has_aux, "vjp", store), partial.flat)
+    out_tree = store["out_tree"]
+    pullback = _make_pullback(
+        "vjp", lin, out_tree, [aval_of(o) for o in outs],
+        lambda flat: partial.unflatten_inputs(flat, single=False),
+    )
+    primals_out = tree_util.tree_unflatten(out_tree, [_finish(o) for o in outs])
+    return (primals_out, pullback, aux) if has_aux else (primals_out, pullback)
+
+
+def value_and_grad(fun: Callable, argnums: Argnums = 0, has_aux: bool = False) -> Callable:
+    """Like `grad`, but the returned function gives `(value, gradient)` from one pass.
+
+    Example:
+      >>> value_and_grad(lambda x: x ** 2)(3.0)
+      (9.0, 6.0)
+    """
+    single = isinstance(argnums, int)
+
+    @functools.wraps(fun)
+    def value_and_grad_fun(*args, **kwargs):
+        partial = _Partial(fun, "grad", argnums, args, kwargs)
+        store: dict = {}
+        (out,), lin, aux = _linearize_scalar(partial, has_aux, store)
+        ct = np.ones((), aval_of(out).dtype)
+        grads = partial.unflatten_inputs([_finish(g) for g in lin.transpose([ct])], single)
+        value = _finish(out)
+        return ((value, aux), grads) if has_aux else (value, grads)
+
+    return value_and_grad_fun
+
+
+def _linearize_scalar(partial: _Partial, has_aux: bool, store: dict):
+    def flat_fun(*flat):
+        out, aux = _split_aux(partial.call_flat(*flat), has_aux, "grad")
+        _check_scalar_output(out, has_aux)
+        return [out], aux
+
+    return linearize_flat(flat_fun, partial.flat)
+
+
+def _check_scalar_output(out: Any, has_aux: bool) -> None:
+    if isinstance(out, (tuple, list, dict)) or out is None:
+        hint = "" if has_aux else " If it returns (loss, aux), pass has_aux=True."
+        raise NonScalarOutputError(
+            f"grad: the function must return a real scalar, got a {type(out).__name__}.{hint} "
+            "Use jacrev for several outputs."
+        )
+    aval = aval_of(out)
+    if aval.shape != () or not np.issubdtype(aval.dtype, np.floating):
+        raise NonScalarOutputError(
+            f"grad: the function must return a real floating-point scalar, got "
+            f"{aval.str_short()}. Use jacrev (or jacobian) for a non-scalar output, vjp to pull "
+            "back a cotangent of your choice, or reduce the output (e.g. .sum())."
+        )
+
+
+def grad(fun: Callable, argnums: Argnums = 0, has_aux: bool = False) -> Callable:
+    """The gradient of a real scalar-valued function, by reverse mode.
+
+    Args:
+      fun: function returning a real scalar (or `(scalar, aux)` with has_aux).
+      argnums: which positional argument(s) to differentiate: an int, or a tuple for a tuple of
+        gradients.
+      has_aux: `fun` returns `(output, aux)`; the gradient function then returns `(grad, aux)`.
+
+    Returns:
+      A function with `fun`'s signature returning the gradient, shaped like the argument(s).
+
+    Raises:
+      NonScalarOutputError: the output is not a real scalar.
+      NonDifferentiableInputError: a differentiated argument has an integer or boolean leaf.
+      ArgnumsError: argnums out of range.
+
+    Example:
+      >>> grad(lambda x: fnp.sin(x) * x)(0.5)   # cos(0.5) * 0.5 + sin(0.5)
+      0.9182...
+    """
+    value_and_grad_fun = value_and_grad(fun, argnums, has_aux)
+
+    @functools.wraps(fun)
+    def grad_fun(*args, **kwargs):
+        if has_aux:
+            (_, aux), g = value_and_grad_fun(*args, **kwargs)
+            return g, aux
+        return value_and_grad_fun(*args, **kwargs)[1]
+
+    return grad_fun
+
+
+def linear_transpose(fun: Callable, *primals: Any) -> Callable:
+    """The transpose of a linear function, at the shapes and dtypes of `primals`.
+
+    Returns:
+      `f_t(ct)` returning a tuple with one cotangent per primal (as `vjp_fn` does).
+
+    Raises:
+      NonLinearError (when called): `fun` is not linear in its inputs.
+
+    Example:
+      >>> f_t = linear_transpose(lambda x: 2.0 * x, 1.0)
+      >>> f_t(1.0)
+      (2.0,)
+    """
+    partial = _Partial(fun, "linear_transpose", tuple(range(len(primals))), primals, {})
+    pe = PartialEvalTrace(_current_trace.get())
+    in_avals = [aval_of(p) for p in partial.flat]
+    token = _current_trace.set(pe)
+    try:
+        out = partial.call_flat(*[pe.new_arg(a) for a in in_avals])
+    finally:
+        _current_trace.reset(token)
+        pe.alive = False
+    out_flat, out_tree = tree_util.tree_flatten(out)
+    out_flat = [_as_array(o) for o in out_flat]
+    # outputs that do not depend on the inputs are constants: their cotangents go nowhere
+    staged = [o if getattr(o, "_trace", None) is pe else Zero(aval_of(o)) for o in out_flat]
+    lin = stage_linear(pe, in_avals, staged)
+    return _make_pullback(
+        "linear_transpose", lin, out_tree, [aval_of(o) for o in out_flat],
+        lambda flat: partial.unflatten_inputs(flat, single=False),
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# Staging
+
+
+def make_jaxpr(fun: Callable, static_argnums: Argnums = ()) -> Callable[..., ClosedJaxpr]:
+    """A function that stages `fun` on its arguments' shapes and dtypes and returns the program.
+
+    Example:
+      >>> print(make_jaxpr(lambda x: fnp.sin(x) * 2.0)(1.0))
+      { lambda ; a:f64[]. let
+          b:f64[] = sin a
+          c:f64[] = mul b 2.0
+        in (c,) }
+    """
+    static = (static_argnums,) if isinstance(static_argnums, int) else tuple(static_argnums)
+
+    @functools.wraps(fun)
+    def make(*args, **kwargs):
+        dynamic = tuple(i for i in range(len(args)) if i not in static)
+        partial = _Partial(fun, "make_jaxpr", dynamic, args, kwargs, check=False)
+        store: dict = {}
+
+        def flat_fun(*flat):
+            out_flat, store["out_tree"] = tree_util.tree_flatten(partial.call_flat(*flat))
+            return [_as_array(o) for o in out_flat]
+
+        jaxpr, consts = trace_to_jaxpr(flat_fun, [aval_of(x) for x in partial.flat])
+        return ClosedJaxpr(jaxpr, consts, partial.in_tree, store["out_tree"])
+
+    return make
+
+
+# ---------------------------------------------------------------------------------------------
+# Non-differentiable marker
+
+
+def stop_gradient(x: Any) -> Any:
+    """The identity on values, with zero derivative in every transformation (pytrees allowed).
+
+    Example:
+      >>> grad(lambda x: x * stop_gradient(x))(3.0)
+      3.0
+    """
+
+    def stop(leaf):
+        leaf = _as_array(leaf)
+        if np.issubdtype(aval_of(leaf).dtype, np.inexact):
+            return elementwise.stop_gradient(leaf)
+        return leaf
+
+    return tree_util.tree_map(stop, x)

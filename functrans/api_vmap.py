@@ -1,0 +1,225 @@
+"""vmap: the user-facing batching transformation (in_axes/out_axes plumbing and its errors).
+
+`vmap_flat` runs a function once under a `BatchTrace`; every primitive's batch rule vectorises
+it, so nothing loops over the batch in Python (unless the user asks for `chunk_size`, which maps
+chunk by chunk to bound memory and concatenates the results).
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import Any, Callable, Sequence
+
+import numpy as np
+
+from functrans import tree_util
+from functrans.api import _as_array, _finish
+from functrans.core import _current_trace, aval_of
+from functrans.errors import BatchingError, TreeStructureError
+from functrans.interpreters.batching import BatchTrace, BatchTracer
+from functrans.primitives import concatenate, slice_
+from functrans.primitives.base import bdim_to
+
+
+def vmap_flat(
+    fun: Callable[..., Sequence[Any]],
+    args: Sequence[Any],
+    in_dims: Sequence[int | None],
+    axis_size: int,
+) -> tuple[list[Any], list[int | None]]:
+    """Run `fun` (flat in, flat out) batched: returns outputs and their batch axes."""
+    trace = BatchTrace(_current_trace.get(), axis_size)
+    token = _current_trace.set(trace)
+    try:
+        outs = fun(*[x if d is None else BatchTracer(trace, x, d) for x, d in zip(args, in_dims)])
+        pairs = [trace.lower(o) for o in outs]
+    finally:
+        _current_trace.reset(token)
+        trace.alive = False
+    return [v for v, _ in pairs], [d for _, d in pairs]
+
+
+def _axes_error(what: str, axes: Any, tree: Any, err: TreeStructureError) -> TreeStructureError:
+    return TreeStructureError(
+        f"vmap: {what}={axes!r} does not match the structure of the "
+        f"{'arguments' if what == 'in_axes' else 'outputs'}: {err}. {what} must be an int, None, "
+        "or a pytree prefix of them (a tuple with one entry per positional argument)."
+    )
+
+
+def _flat_in_axes(in_axes: Any, args: tuple) -> list[int | None]:
+    if isinstance(in_axes, list):
+        in_axes = tuple(in_axes)  # JAX accepts lists at the top level, like tuples
+    if isinstance(in_axes, tuple) and len(in_axes) != len(args):
+        raise TreeStructureError(
+            f"vmap: in_axes is a tuple of length {len(in_axes)} but the function was called "
+            f"with {len(args)} positional arguments; give one entry per argument."
+        )
+    try:
+        return tree_util.broadcast_prefix(in_axes, args, what="in_axes")
+    except TreeStructureError as err:
+        raise _axes_error("in_axes", in_axes, args, err) from None
+
+
+def _check_axis(axis: Any, key: str, aval, what: str) -> int | None:
+    if axis is None:
+        return None
+    if not isinstance(axis, (int, np.integer)):
+        raise TypeError(f"vmap: {what}{key} must be an int or None, got {axis!r}")
+    if not -aval.ndim <= axis < aval.ndim:
+        raise BatchingError(
+            f"vmap: {what}{key} is {axis} but the {'argument' if what == 'in_axes' else 'output'}"
+            f" has shape {aval.shape} (rank {aval.ndim}); use an axis in "
+            f"[{-aval.ndim}, {aval.ndim}) or None for unbatched values."
+        )
+    return int(axis) % aval.ndim
+
+
+def vmap(
+    fun: Callable,
+    in_axes: Any = 0,
+    out_axes: Any = 0,
+    axis_size: int | None = None,
+    chunk_size: int | None = None,
+) -> Callable:
+    """Vectorise `fun` over an axis of its inputs, as if it were mapped over each slice.
+
+    Args:
+      fun: function of arrays or pytrees of arrays.
+      in_axes: int, None, or a pytree prefix of the positional arguments giving, for each leaf,
+        the axis to map over (None: the same value for every batch element). Negative axes count
+        from the end. Keyword arguments are mapped over axis 0.
+      out_axes: int, None, or a pytree prefix of the output: where the batch axis goes.
+      axis_size: the batch size, needed only when no input is mapped.
+      chunk_size: process at most this many batch elements at a time (bounded memory, same
+        result).
+
+    Returns:
+      The batched function.
+
+    Raises:
+      BatchingError: inconsistent sizes, axes out of range, out_axes=None for a batched output,
+        or a batched value converted to a Python scalar.
+      TreeStructureError: in_axes/out_axes do not match the arguments/outputs.
+
+    Example:
+      >>> vmap(lambda x, y: x @ y, in_axes=(0, None))(np.ones((5, 3)), np.ones(3)).shape
+      (5,)
+    """
+
+    @functools.wraps(fun)
+    def batched(*args, **kwargs):
+        if kwargs:
+            kw_names = sorted(kwargs)
+            n = len(args)
+            full_axes = (in_axes if isinstance(in_axes, (tuple, list)) else (in_axes,) * n)
+            return vmap(
+                lambda *a: fun(*a[:n], **dict(zip(kw_names, a[n:]))),
+                in_axes=tuple(full_axes) + (0,) * len(kw_names),
+                out_axes=out_axes,
+                axis_size=axis_size,
+                chunk_size=chunk_size,
+            )(*args, *[kwargs[k] for k in kw_names])
+        flat_args, in_tree = tree_util.tree_flatten(args)
+        flat_args = [_as_array(x) for x in flat_args]
+        paths = [p for p, _ in tree_util.tree_flatten_with_path(args)[0]]
+        axes = _flat_in_axes(in_axes, args)
+        dims = [
+            _check_axis(a, tree_util.keystr(p), aval_of(x), "in_axes")
+            for a, p, x in zip(axes, paths, flat_args)
+        ]
+        size = _batch_size(flat_args, dims, paths, axis_size)
+        if chunk_size is not None and size > chunk_size:
+            return _chunked(batched, args, flat_args, dims, in_tree, size, chunk_size, out_axes)
+        store: dict = {}
+
+        def flat_fun(*flat):
+            out = fun(*tree_util.tree_unflatten(in_tree, flat))
+            out_flat, store["out_tree"] = tree_util.tree_flatten(out)
+            return [_as_array(o) for o in out_flat]
+
+        outs, out_dims = vmap_flat(flat_fun, flat_args, dims, size)
+        out_tree = store["out_tree"]
+        out_example = tree_util.tree_unflatten(out_tree, list(range(len(outs))))
+        try:
+            flat_out_axes = tree_util.broadcast_prefix(out_axes, out_example, what="out_axes")
+        except TreeStructureError as err:
+            raise _axes_error("out_axes", out_axes, out_example, err) from None
+        out_paths = [p for p, _ in tree_util.tree_flatten_with_path(out_example)[0]]
+        results = [
+            _place_output(o, d, a, size, tree_util.keystr(p))
+            for o, d, a, p in zip(outs, out_dims, flat_out_axes, out_paths)
+        ]
+        return tree_util.tree_unflatten(out_tree, results)
+
+    return batched
+
+
+def _batch_size(flat_args, dims, paths, axis_size) -> int:
+    sizes = {}
+    for x, d, p in zip(flat_args, dims, paths):
+        if d is not None:
+            sizes.setdefault(aval_of(x).shape[d], []).append(f"args{tree_util.keystr(p)} (axis {d}"
+                                                               f", shape {aval_of(x).shape})")
+    if axis_size is not None:
+        sizes.setdefault(int(axis_size), []).append(f"axis_size={axis_size}")
+    if not sizes:
+        raise BatchingError(
+            "vmap: no argument is mapped (every in_axes entry is None), so the batch size is "
+            "unknown; pass axis_size=N, or map at least one argument."
+        )
+    if len(sizes) > 1:
+        detail = "; ".join(f"size {n}: " + ", ".join(where) for n, where in sizes.items())
+        raise BatchingError(
+            f"vmap: the mapped axes have different sizes ({detail}). Every mapped argument must "
+            "have the same size along its mapped axis."
+        )
+    return next(iter(sizes))
+
+
+def _place_output(out, dim, axis, size, key) -> Any:
+    if axis is None:
+        if dim is not None:
+            raise BatchingError(
+                f"vmap: out_axes{key} is None but that output differs across the batch "
+                f"({aval_of(out).str_short()} with batch axis {dim}); use an integer out_axes "
+                "for it, or make it independent of the mapped inputs."
+            )
+        return _finish(out)
+    ndim = aval_of(out).ndim + (dim is None)
+    if not -ndim <= axis < ndim:
+        raise BatchingError(
+            f"vmap: out_axes{key} is {axis} but the batched output has rank {ndim}; use an axis "
+            f"in [{-ndim}, {ndim})."
+        )
+    return _finish(bdim_to(out, dim, axis % ndim, size))
+
+
+def _chunked(batched, args, flat_args, dims, in_tree, size, chunk_size, out_axes):
+    """Map `chunk_size` elements at a time and concatenate (for memory, not speed)."""
+    pieces = []
+    for start in range(0, size, chunk_size):
+        stop = min(start + chunk_size, size)
+        chunk_flat = [
+            x if d is None else _take(x, d, start, stop) for x, d in zip(flat_args, dims)
+        ]
+        pieces.append(batched(*tree_util.tree_unflatten(in_tree, chunk_flat)))
+    out_tree = tree_util.tree_structure(pieces[0])
+    example = tree_util.tree_unflatten(out_tree, list(range(out_tree.num_leaves)))
+    flat_axes = tree_util.broadcast_prefix(out_axes, example, what="out_axes")
+    columns = zip(*[tree_util.tree_leaves(p) for p in pieces])
+    results = []
+    for axis, column in zip(flat_axes, columns):
+        if axis is None:
+            results.append(column[0])
+        else:
+            nd = aval_of(column[0]).ndim
+            results.append(_finish(concatenate(list(column), dimension=axis % nd)))
+    return tree_util.tree_unflatten(out_tree, results)
+
+
+def _take(x, d, start, stop):
+    shape = aval_of(x).shape
+    lo = tuple(start if i == d else 0 for i in range(len(shape)))
+    hi = tuple(stop if i == d else n for i, n in enumerate(shape))
+    return slice_(x, start_indices=lo, limit_indices=hi)

@@ -1,0 +1,371 @@
+"""The core: abstract values, primitives, `bind`, and the interpreter (trace) stack.
+
+Every operation on arrays is a `Primitive` applied with `bind`, which hands it to the *current*
+trace. The current trace lives in a ContextVar (thread- and exception-safe); each trace has a
+parent and is a fresh object per transformation, and a tracer belongs to exactly one trace. A
+trace handles the tracers it owns and treats everything else as a constant from further out, so
+nested transformations never confuse their perturbations. The bottom of the stack is `EvalTrace`,
+which runs NumPy.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+from contextvars import ContextVar
+from typing import Any, Callable, Iterator, Sequence
+
+import numpy as np
+
+from functrans.errors import (
+    ConcretizationError,
+    LeakedTracerError,
+    MissingRuleError,
+    TracerArrayConversionError,
+)
+
+# ---------------------------------------------------------------------------------------------
+# Abstract values
+
+
+class ShapedArray:
+    """The abstract value of an array: its shape and dtype, nothing else."""
+
+    __slots__ = ("shape", "dtype")
+
+    def __init__(self, shape: tuple[int, ...], dtype: np.dtype):
+        self.shape = tuple(shape)
+        self.dtype = np.dtype(dtype)
+
+    @property
+    def ndim(self) -> int:
+        return len(self.shape)
+
+    @property
+    def size(self) -> int:
+        return int(np.prod(self.shape, dtype=np.int64))
+
+    def __eq__(self, other):
+        return (
+            type(other) is ShapedArray and self.shape == other.shape and self.dtype == other.dtype
+        )
+
+    def __hash__(self):
+        return hash((self.shape, self.dtype))
+
+    def str_short(self) -> str:
+        return f"{dtype_name(self.dtype)}[{','.join(map(str, self.shape))}]"
+
+    __str__ = str_short
+
+    def __repr__(self):
+        return f"ShapedArray({self.str_short()})"
+
+
+_DTYPE_SHORT = {
+    "float64": "f64",
+    "float32": "f32",
+    "float16": "f16",
+    "complex128": "c128",
+    "complex64": "c64",
+    "int64": "i64",
+    "int32": "i32",
+    "int16": "i16",
+    "int8": "i8",
+    "uint8": "u8",
+    "uint32": "u32",
+    "uint64": "u64",
+    "bool": "bool",
+}
+
+
+def dtype_name(dtype: np.dtype) -> str:
+    return _DTYPE_SHORT.get(np.dtype(dtype).name, np.dtype(dtype).name)
+
+
+def aval_of(x: Any) -> ShapedArray:
+    """The abstract value of a tracer, a NumPy array or scalar, or a Python scalar."""
+    if isinstance(x, Tracer):
+        return x.aval
+    if isinstance(x, (np.ndarray, np.generic)):
+        return ShapedArray(x.shape, x.dtype)
+    if isinstance(x, (bool, int, float, complex)):
+        return ShapedArray((), np.asarray(x).dtype)
+    raise TypeError(
+        f"functrans: a value of type {type(x).__name__} is not an array; pass NumPy arrays, "
+        "Python/NumPy scalars, or pytrees (tuple/list/dict) of them."
+    )
+
+
+def is_float_dtype(dtype: np.dtype) -> bool:
+    """True for dtypes that carry derivatives (real and complex floating point)."""
+    return np.issubdtype(dtype, np.inexact)
+
+
+# ---------------------------------------------------------------------------------------------
+# Symbolic zeros and undefined primals
+
+
+class Zero:
+    """A tangent or cotangent known to be zero: costs no work and no memory."""
+
+    __slots__ = ("aval",)
+
+    def __init__(self, aval: ShapedArray):
+        self.aval = aval
+
+    def __repr__(self):
+        return f"Zero({self.aval.str_short()})"
+
+
+def instantiate(t: Any) -> Any:
+    """A symbolic zero as a real array of zeros; anything else unchanged."""
+    if type(t) is Zero:
+        return np.zeros(t.aval.shape, t.aval.dtype)
+    return t
+
+
+def zeros_like_aval(aval: ShapedArray) -> np.ndarray:
+    return np.zeros(aval.shape, aval.dtype)
+
+
+class UndefPrimal:
+    """Stands for the linear input of an operation during transposition."""
+
+    __slots__ = ("aval",)
+
+    def __init__(self, aval: ShapedArray):
+        self.aval = aval
+
+    def __repr__(self):
+        return f"UndefPrimal({self.aval.str_short()})"
+
+
+def is_undefined(x: Any) -> bool:
+    return type(x) is UndefPrimal
+
+
+# ---------------------------------------------------------------------------------------------
+# Primitives
+
+
+class Primitive:
+    """A named operation and all of its rules, as fields.
+
+    impl(*vals, **params)                   -> NumPy result(s)
+    abstract_eval(*avals, **params)         -> ShapedArray (or list, if multiple_results)
+    jvp(primals, tangents, **params)        -> (primal_out, tangent_out); tangents may be Zero
+    transpose(ct, *args, **params)          -> one cotangent (or None) per arg; linear args are
+                                               UndefPrimal, ct is never Zero
+    batch(vals, dims, **params)             -> (out, out_dim); dims entries are int or None
+    """
+
+    __slots__ = (
+        "name",
+        "multiple_results",
+        "impl",
+        "abstract_eval",
+        "jvp",
+        "transpose",
+        "batch",
+    )
+
+    def __init__(self, name: str, *, multiple_results: bool = False):
+        self.name = name
+        self.multiple_results = multiple_results
+        self.impl = self._missing_rule("evaluation (impl)")
+        self.abstract_eval = self._missing_rule("abstract evaluation")
+        self.jvp = self._missing_rule("differentiation (jvp)")
+        self.transpose = self._missing_rule("transposition (reverse mode)")
+        self.batch = self._missing_rule("batching (vmap)")
+
+    def _missing_rule(self, what: str) -> Callable:
+        def missing(*args, **params):
+            raise MissingRuleError(
+                f"primitive '{self.name}' has no rule for {what}; this transformation cannot be "
+                f"applied through '{self.name}'. Use a differentiable alternative or wrap the "
+                "computation with functrans.stop_gradient."
+            )
+
+        missing.missing = True
+        return missing
+
+    def has_rule(self, rule: str) -> bool:
+        return not getattr(getattr(self, rule), "missing", False)
+
+    def bind(self, *args, **params):
+        return _current_trace.get().process_primitive(self, args, params)
+
+    def __repr__(self):
+        return self.name
+
+
+def bind(prim: Primitive, *args, **params):
+    """Apply `prim` to `args` under the current trace: the single dispatch point."""
+    return _current_trace.get().process_primitive(prim, args, params)
+
+
+# ---------------------------------------------------------------------------------------------
+# Traces and tracers
+
+_trace_ids = itertools.count()
+
+
+class Trace:
+    """One interpreter instance. Subclasses implement `process_primitive`."""
+
+    __slots__ = ("parent", "tag", "alive")
+
+    def __init__(self, parent: Trace | None):
+        self.parent = parent
+        self.tag = next(_trace_ids)
+        self.alive = True
+
+    def process_primitive(self, prim: Primitive, args: Sequence[Any], params: dict):
+        raise NotImplementedError  # abstract: every concrete trace overrides this
+
+    def check_foreign(self, x: Tracer) -> None:
+        """A tracer this trace does not own must come from a live trace further out."""
+        if not x._trace.alive:
+            raise leaked_tracer_error(x)
+
+    def __repr__(self):
+        return f"{type(self).__name__}#{self.tag}"
+
+
+class EvalTrace(Trace):
+    """The bottom of every stack: run the primitive's NumPy implementation."""
+
+    __slots__ = ()
+
+    def process_primitive(self, prim, args, params):
+        for x in args:
+            if isinstance(x, Tracer):
+                raise leaked_tracer_error(x)
+        return prim.impl(*args, **params)
+
+
+eval_trace = EvalTrace(None)
+_current_trace: ContextVar[Trace] = ContextVar("functrans_current_trace", default=eval_trace)
+
+
+def current_trace() -> Trace:
+    return _current_trace.get()
+
+
+@contextlib.contextmanager
+def set_current_trace(trace: Trace) -> Iterator[None]:
+    """Make `trace` current for the duration of the block, whatever happens inside it."""
+    token = _current_trace.set(trace)
+    try:
+        yield
+    finally:
+        _current_trace.reset(token)
+
+
+@contextlib.contextmanager
+def new_trace(trace_type: type, *args) -> Iterator[Trace]:
+    """A fresh trace on top of the current one, killed when the block ends.
+
+    Killing it is what turns later use of its tracers into a LeakedTracerError instead of a
+    silently wrong number.
+    """
+    trace = trace_type(_current_trace.get(), *args)
+    try:
+        yield trace
+    finally:
+        trace.alive = False
+
+
+def leaked_tracer_error(x: Tracer) -> LeakedTracerError:
+    return LeakedTracerError(
+        f"a traced value {x.aval.str_short()} from {type(x._trace).__name__} was used after the "
+        "transformation that created it returned (a leaked tracer). This happens when a traced "
+        "value is stored in a global, a closure or an object attribute and used later. Return "
+        "it from the transformed function instead."
+    )
+
+
+class Tracer:
+    """A value being traced by one trace. Supports the NumPy array protocol of operators.
+
+    The operators and array methods are attached by `functrans.numpy` (which composes them from
+    primitives); the core only knows about avals.
+    """
+
+    __slots__ = ("_trace",)
+    __array_priority__ = 1000
+
+    @property
+    def aval(self) -> ShapedArray:
+        raise NotImplementedError  # abstract: every concrete tracer overrides this
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return self.aval.shape
+
+    @property
+    def dtype(self) -> np.dtype:
+        return self.aval.dtype
+
+    @property
+    def ndim(self) -> int:
+        return len(self.aval.shape)
+
+    @property
+    def size(self) -> int:
+        return self.aval.size
+
+    def __len__(self):
+        if not self.aval.shape:
+            raise TypeError("len() of a 0-d traced array")
+        return self.aval.shape[0]
+
+    def __iter__(self):
+        if not self.aval.shape:
+            raise TypeError("iteration over a 0-d traced array")
+        return (self[i] for i in range(self.aval.shape[0]))
+
+    def to_concrete(self, what: str):
+        """The concrete value behind this tracer, for bool()/int()/float(); traces that do not
+        know it raise ConcretizationError."""
+        raise ConcretizationError(
+            f"{what} of a traced value {self.aval.str_short()} inside {type(self._trace).__name__}"
+            ": its value is not known while tracing. Use functrans.numpy.where (or lax.cond) "
+            "for value-dependent choices, or mark the argument static."
+        )
+
+    def __bool__(self):
+        return bool(self.to_concrete("bool()"))
+
+    def __float__(self):
+        return float(self.to_concrete("float()"))
+
+    def __int__(self):
+        return int(self.to_concrete("int()"))
+
+    def __complex__(self):
+        return complex(self.to_concrete("complex()"))
+
+    def __index__(self):
+        return operator_index(self.to_concrete("use as an index"))
+
+    def __array__(self, dtype=None, copy=None):
+        raise TracerArrayConversionError(
+            f"a traced value {self.aval.str_short()} inside {type(self._trace).__name__} was "
+            "converted to a NumPy array, which would silently drop the transformation. Use "
+            "functrans.numpy (import functrans.numpy as fnp) instead of numpy for this operation."
+        )
+
+    def __hash__(self):
+        raise TypeError(f"traced value {self.aval.str_short()} is unhashable, like an ndarray")
+
+    def __repr__(self):
+        return f"{type(self).__name__}<{self.aval.str_short()}>"
+
+
+def operator_index(x) -> int:
+    x = np.asarray(x)
+    if not np.issubdtype(x.dtype, np.integer) or x.ndim:
+        raise TypeError(f"only integer scalars can be used as an index, got {x.dtype}{x.shape}")
+    return int(x)

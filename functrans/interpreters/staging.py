@@ -1,0 +1,88 @@
+"""Staging: trace a Python function into a Jaxpr (what make_jaxpr and jit build on).
+
+A `StagingTrace` records every primitive applied to its tracers as an equation. Values it does not
+own (NumPy arrays, tracers of enclosing transformations) become constvars; scalars become
+literals. Its tracers know only their aval, so Python control flow on their values is an error.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable, Sequence
+
+import numpy as np
+
+from functrans.core import ShapedArray, Trace, Tracer, _current_trace, aval_of
+from functrans.ir import Eqn, Jaxpr, Literal, Var
+
+
+class StagingTracer(Tracer):
+    __slots__ = ("var",)
+
+    def __init__(self, trace: StagingTrace, var: Var):
+        self._trace = trace
+        self.var = var
+
+    @property
+    def aval(self) -> ShapedArray:
+        return self.var.aval
+
+
+class StagingTrace(Trace):
+    __slots__ = ("invars", "eqns", "constvars", "consts", "_const_ids")
+
+    def __init__(self, parent: Trace | None):
+        super().__init__(parent)
+        self.invars: list[Var] = []
+        self.eqns: list[Eqn] = []
+        self.constvars: list[Var] = []
+        self.consts: list[Any] = []
+        self._const_ids: dict[int, Var] = {}
+
+    def new_arg(self, aval: ShapedArray) -> StagingTracer:
+        v = Var(aval)
+        self.invars.append(v)
+        return StagingTracer(self, v)
+
+    def to_atom(self, x: Any) -> Var | Literal:
+        if type(x) is StagingTracer and x._trace is self:
+            return x.var
+        if isinstance(x, Tracer):
+            self.check_foreign(x)
+        elif np.ndim(x) == 0 and not isinstance(x, np.ndarray):
+            return Literal(x)
+        v = self._const_ids.get(id(x))
+        if v is None:
+            v = self._const_ids[id(x)] = Var(aval_of(x))
+            self.constvars.append(v)
+            self.consts.append(x)  # also keeps x alive, so its id stays unique
+        return v
+
+    def process_primitive(self, prim, args, params):
+        inputs = [self.to_atom(x) for x in args]
+        out = prim.abstract_eval(*[a.aval for a in inputs], **params)
+        if prim.multiple_results:
+            outputs = [Var(a) for a in out]
+            self.eqns.append(Eqn(prim, inputs, params, outputs))
+            return [StagingTracer(self, v) for v in outputs]
+        v = Var(out)
+        self.eqns.append(Eqn(prim, inputs, params, [v]))
+        return StagingTracer(self, v)
+
+    def to_jaxpr(self, outs: Sequence[Any]) -> tuple[Jaxpr, list[Any]]:
+        outvars = [self.to_atom(x) for x in outs]
+        return Jaxpr(self.constvars, self.invars, self.eqns, outvars), self.consts
+
+
+def trace_to_jaxpr(
+    fun: Callable[..., Sequence[Any]], in_avals: Sequence[ShapedArray]
+) -> tuple[Jaxpr, list[Any]]:
+    """Stage `fun` (flat list of arrays in, flat list out) on abstract inputs."""
+    trace = StagingTrace(_current_trace.get())
+    args = [trace.new_arg(a) for a in in_avals]
+    token = _current_trace.set(trace)
+    try:
+        outs = fun(*args)
+    finally:
+        _current_trace.reset(token)
+        trace.alive = False
+    return trace.to_jaxpr(outs)

@@ -1,0 +1,107 @@
+"""Shared plumbing of functrans.numpy: array conversion, dtype promotion, broadcasting, axes.
+
+NumPy's rules are followed exactly (NumPy 2 promotion: Python scalars are "weak" and take the
+array's dtype); the result feeds primitives, which need operands of one shape and dtype.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+import numpy as np
+
+from functrans.core import Tracer, aval_of
+from functrans.primitives import broadcast_in_dim, convert_element_type
+
+_PY_SCALARS = (bool, int, float, complex)
+
+
+def is_traced(x: Any) -> bool:
+    return isinstance(x, Tracer)
+
+
+def asarray(x: Any, dtype: Any = None) -> Any:
+    """An array (NumPy) or tracer for x; lists may contain tracers. Never copies needlessly."""
+    if isinstance(x, Tracer):
+        return x if dtype is None else convert_element_type(x, new_dtype=dtype)
+    if isinstance(x, (list, tuple)) and _contains_tracer(x):
+        from functrans.numpy._shapes import stack
+
+        return stack([asarray(e, dtype) for e in x])
+    return np.asarray(x, dtype=dtype)
+
+
+def _contains_tracer(x) -> bool:
+    if isinstance(x, Tracer):
+        return True
+    if isinstance(x, (list, tuple)):
+        return any(_contains_tracer(e) for e in x)
+    return False
+
+
+def dtype_of(x: Any) -> np.dtype:
+    return aval_of(x).dtype if not isinstance(x, (list, tuple)) else asarray(x).dtype
+
+
+def result_dtype(*args: Any) -> np.dtype:
+    """NumPy's result dtype; Python scalars participate as weak values (NEP 50)."""
+    return np.result_type(*[a if isinstance(a, _PY_SCALARS) else dtype_of(a) for a in args])
+
+
+def promote(*args: Any, to_inexact: bool = False) -> list[Any]:
+    """Convert operands to their common dtype (floating point if `to_inexact`)."""
+    dtype = result_dtype(*args)
+    if to_inexact and not np.issubdtype(dtype, np.inexact):
+        dtype = np.dtype(np.float64)
+    out = []
+    for a in args:
+        if isinstance(a, Tracer):
+            out.append(convert_element_type(a, new_dtype=dtype))
+        else:
+            a = np.asarray(a) if not isinstance(a, (list, tuple)) else asarray(a)
+            out.append(a if a.dtype == dtype else convert_element_type(a, new_dtype=dtype))
+    return out
+
+
+def broadcast_to_shape(x: Any, shape: tuple[int, ...]) -> Any:
+    xshape = aval_of(x).shape
+    if xshape == shape:
+        return x
+    lead = len(shape) - len(xshape)
+    if lead < 0 or any(n not in (1, m) for n, m in zip(xshape, shape[lead:])):
+        raise ValueError(f"cannot broadcast an array of shape {xshape} to shape {shape}")
+    # squeeze nothing: broadcast_in_dim handles size-1 axes
+    return broadcast_in_dim(x, shape=shape, broadcast_dimensions=tuple(range(lead, len(shape))))
+
+
+def broadcast_all(*args: Any) -> list[Any]:
+    shapes = [aval_of(a).shape for a in args]
+    try:
+        shape = np.broadcast_shapes(*shapes)
+    except ValueError:
+        raise ValueError(
+            "operands could not be broadcast together with shapes "
+            + " ".join(str(s) for s in shapes)
+        ) from None
+    return [broadcast_to_shape(a, shape) for a in args]
+
+
+def promote_and_broadcast(*args: Any, to_inexact: bool = False) -> list[Any]:
+    return broadcast_all(*promote(*args, to_inexact=to_inexact))
+
+
+def normalize_axis(axis: int, ndim: int, what: str = "axis") -> int:
+    if not -ndim <= axis < max(ndim, 1) or (ndim == 0 and axis not in (0, -1)):
+        raise np.exceptions.AxisError(f"{what} {axis} is out of bounds for array of dimension {ndim}")
+    return axis % ndim if ndim else 0
+
+
+def normalize_axes(axis: None | int | Sequence[int], ndim: int) -> tuple[int, ...]:
+    if axis is None:
+        return tuple(range(ndim))
+    if isinstance(axis, (int, np.integer)):
+        axis = (int(axis),)
+    axes = tuple(normalize_axis(int(a), ndim) for a in axis)
+    if len(set(axes)) != len(axes):
+        raise ValueError(f"repeated axis in {tuple(axis)}")
+    return axes

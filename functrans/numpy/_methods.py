@@ -1,0 +1,106 @@
+"""The array protocol of tracers: Python operators, `@`, `.T`, array methods, and NumPy's
+`__array_ufunc__` / `__array_function__`, so that plain NumPy calls on traced values dispatch to
+functrans.numpy. Attached to `core.Tracer` here, because the core knows no NumPy semantics."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from functrans import numpy as fnp
+from functrans.core import Tracer
+
+
+def _swap(fn):
+    return lambda self, other: fn(other, self)
+
+
+def _setitem(self, idx, value):
+    raise TypeError(
+        f"traced arrays are immutable: x[...] = v on a traced {self.aval.str_short()} is not "
+        "supported. Build a new array instead (functrans.numpy.where, concatenate), or use the "
+        "functional update x.at[idx].set(v) once available."
+    )
+
+
+def _array_ufunc(self, ufunc, method, *inputs, **kwargs):
+    fn = getattr(fnp, ufunc.__name__, None)
+    if method != "__call__" or fn is None or kwargs.get("out") is not None:
+        return NotImplemented
+    kwargs.pop("out", None)
+    return fn(*inputs, **kwargs)
+
+
+def _array_function(self, func, types, args, kwargs):
+    fn = getattr(fnp, func.__name__, None)
+    if fn is None or fn is func:
+        return NotImplemented
+    return fn(*args, **kwargs)
+
+
+_METHODS = {
+    "__add__": fnp.add,
+    "__radd__": _swap(fnp.add),
+    "__sub__": fnp.subtract,
+    "__rsub__": _swap(fnp.subtract),
+    "__mul__": fnp.multiply,
+    "__rmul__": _swap(fnp.multiply),
+    "__truediv__": fnp.true_divide,
+    "__rtruediv__": _swap(fnp.true_divide),
+    "__floordiv__": fnp.floor_divide,
+    "__rfloordiv__": _swap(fnp.floor_divide),
+    "__pow__": fnp.power,
+    "__rpow__": _swap(fnp.power),
+    "__matmul__": fnp.matmul,
+    "__rmatmul__": _swap(fnp.matmul),
+    "__neg__": fnp.negative,
+    "__pos__": fnp.positive,
+    "__abs__": fnp.absolute,
+    "__lt__": fnp.less,
+    "__le__": fnp.less_equal,
+    "__gt__": fnp.greater,
+    "__ge__": fnp.greater_equal,
+    "__eq__": fnp.equal,
+    "__ne__": fnp.not_equal,
+    "__and__": fnp.logical_and,
+    "__or__": fnp.logical_or,
+    "__invert__": fnp.logical_not,
+    "__getitem__": fnp._indexing.getitem,
+    "__setitem__": _setitem,
+    "__array_ufunc__": _array_ufunc,
+    "__array_function__": _array_function,
+    "sum": fnp.sum,
+    "prod": fnp.prod,
+    "mean": fnp.mean,
+    "max": fnp.max,
+    "min": fnp.min,
+    "argmax": fnp.argmax,
+    "argmin": fnp.argmin,
+    "dot": fnp.dot,
+    "ravel": fnp.ravel,
+    "flatten": fnp.ravel,
+    "squeeze": fnp.squeeze,
+    "swapaxes": fnp.swapaxes,
+    "astype": fnp.astype,
+    "clip": fnp.clip,
+    "conj": lambda self: self,
+}
+
+
+def _reshape(self, *shape, order="C"):
+    return fnp.reshape(self, shape[0] if len(shape) == 1 else shape, order=order)
+
+
+def _transpose(self, *axes):
+    return fnp.transpose(self, axes[0] if len(axes) == 1 else (axes or None))
+
+
+def attach() -> None:
+    for name, fn in _METHODS.items():
+        setattr(Tracer, name, fn)
+    Tracer.reshape = _reshape
+    Tracer.transpose = _transpose
+    Tracer.T = property(lambda self: fnp.transpose(self))
+    Tracer.real = property(lambda self: self)
+
+
+__all__ = ["attach", "np"]

@@ -1,0 +1,141 @@
+"""dot_general: the one contraction primitive (dot, matmul, tensordot, einsum build on it).
+
+dimension_numbers = ((lhs_contract, rhs_contract), (lhs_batch, rhs_batch)). The result's axes are
+the batch axes, then lhs's free axes, then rhs's free axes, each in operand order. It is bilinear:
+its JVP is two dot_generals and its transpose with respect to either operand is a dot_general of
+the cotangent with the other operand, followed by an axis permutation.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from functrans.core import Primitive, ShapedArray, Zero, aval_of, is_undefined
+from functrans.primitives import elementwise as ew
+from functrans.primitives.base import moveaxis, require_linear
+from functrans.primitives.structural import transpose
+
+dot_general_p = Primitive("dot_general")
+
+
+def _free(ndim, contract, batch):
+    return tuple(i for i in range(ndim) if i not in contract and i not in batch)
+
+
+def _dot_general_impl(x, y, *, dimension_numbers):
+    (lc, rc), (lb, rb) = dimension_numbers
+    x, y = np.asarray(x), np.asarray(y)
+    lf, rf = _free(x.ndim, lc, lb), _free(y.ndim, rc, rb)
+    batch_shape = tuple(x.shape[i] for i in lb)
+    lf_shape = tuple(x.shape[i] for i in lf)
+    rf_shape = tuple(y.shape[i] for i in rf)
+    c = int(np.prod([x.shape[i] for i in lc], dtype=np.int64))
+    nb = int(np.prod(batch_shape, dtype=np.int64))
+    m = int(np.prod(lf_shape, dtype=np.int64))
+    n = int(np.prod(rf_shape, dtype=np.int64))
+    # Bring each operand to (batch, free, contract) / (batch, contract, free) and use BLAS.
+    xt = np.transpose(x, lb + lf + lc).reshape((nb, m, c) if lb else (m, c))
+    yt = np.transpose(y, rb + rc + rf).reshape((nb, c, n) if rb else (c, n))
+    return np.matmul(xt, yt).reshape(batch_shape + lf_shape + rf_shape)
+
+
+def _dot_general_abstract_eval(x, y, *, dimension_numbers):
+    (lc, rc), (lb, rb) = dimension_numbers
+    ok = (
+        len(lc) == len(rc)
+        and len(lb) == len(rb)
+        and all(0 <= i < x.ndim for i in lc + lb)
+        and all(0 <= i < y.ndim for i in rc + rb)
+        and all(x.shape[i] == y.shape[j] for i, j in zip(lc + lb, rc + rb))
+        and len(set(lc + lb)) == len(lc + lb)
+        and len(set(rc + rb)) == len(rc + rb)
+    )
+    if not ok or x.dtype != y.dtype:
+        raise TypeError(
+            f"primitive 'dot_general' cannot contract {x.str_short()} with {y.str_short()} "
+            f"using dimension_numbers {dimension_numbers}"
+        )
+    lf, rf = _free(x.ndim, lc, lb), _free(y.ndim, rc, rb)
+    shape = (
+        tuple(x.shape[i] for i in lb)
+        + tuple(x.shape[i] for i in lf)
+        + tuple(y.shape[i] for i in rf)
+    )
+    return ShapedArray(shape, x.dtype)
+
+
+def _dot_general_jvp(primals, tangents, *, dimension_numbers):
+    x, y = primals
+    tx, ty = tangents
+    out = dot_general(x, y, dimension_numbers=dimension_numbers)
+    t_out = None
+    if type(tx) is not Zero:
+        t_out = dot_general(tx, y, dimension_numbers=dimension_numbers)
+    if type(ty) is not Zero:
+        term = dot_general(x, ty, dimension_numbers=dimension_numbers)
+        t_out = term if t_out is None else ew.add(t_out, term)
+    return out, t_out
+
+
+def _transpose_one(ct, other, x_ndim, other_ndim, dims_x, dims_other, x_is_lhs):
+    """Cotangent of one operand ("x") given the other; dims_* = (contract, batch) of each."""
+    (xc, xb), (oc, ob) = dims_x, dims_other
+    xf, of = _free(x_ndim, xc, xb), _free(other_ndim, oc, ob)
+    nb = len(xb)
+    # ct's axes: batch, lhs free, rhs free. Contract ct's axes that belong to the other operand
+    # with the other operand's free axes; what remains is (batch, x free, other's contract axes
+    # in the other operand's order), and other's contract axis j pairs with x's xc[oc.index(j)].
+    start = nb + (len(xf) if x_is_lhs else 0)
+    ct_other_free = tuple(range(start, start + len(of)))
+    res = dot_general(ct, other, dimension_numbers=((ct_other_free, of), (tuple(range(nb)), ob)))
+    res_axes = list(xb) + list(xf) + [xc[oc.index(j)] for j in sorted(oc)]
+    return transpose(res, permutation=tuple(np.argsort(res_axes)))
+
+
+def _dot_general_transpose(ct, x, y, *, dimension_numbers):
+    require_linear("dot_general", x, y)
+    (lc, rc), (lb, rb) = dimension_numbers
+    if is_undefined(x):
+        x_ndim, y_ndim = x.aval.ndim, aval_of(y).ndim
+        return [_transpose_one(ct, y, x_ndim, y_ndim, (lc, lb), (rc, rb), True), None]
+    x_ndim, y_ndim = aval_of(x).ndim, y.aval.ndim
+    return [None, _transpose_one(ct, x, y_ndim, x_ndim, (rc, rb), (lc, lb), False)]
+
+
+def _dot_general_batch(vals, dims, *, dimension_numbers):
+    (lc, rc), (lb, rb) = dimension_numbers
+    x, y = vals
+    dx, dy = dims
+
+    def shift(axes):
+        return tuple(a + 1 for a in axes)
+
+    if dx is not None and dy is not None:
+        x, y = moveaxis(x, dx, 0), moveaxis(y, dy, 0)
+        new = ((shift(lc), shift(rc)), ((0,) + shift(lb), (0,) + shift(rb)))
+        return dot_general(x, y, dimension_numbers=new), 0
+    if dx is not None:
+        # the batch axis becomes lhs's first free axis, which lands right after the batch axes
+        x = moveaxis(x, dx, 0)
+        new = ((shift(lc), rc), (shift(lb), rb))
+        return dot_general(x, y, dimension_numbers=new), len(lb)
+    y = moveaxis(y, dy, 0)
+    new = ((lc, shift(rc)), (lb, shift(rb)))
+    n_lhs_free = aval_of(x).ndim - len(lc) - len(lb)
+    return dot_general(x, y, dimension_numbers=new), len(lb) + n_lhs_free
+
+
+dot_general_p.impl = _dot_general_impl
+dot_general_p.abstract_eval = _dot_general_abstract_eval
+dot_general_p.jvp = _dot_general_jvp
+dot_general_p.transpose = _dot_general_transpose
+dot_general_p.batch = _dot_general_batch
+
+
+def dot_general(x, y, *, dimension_numbers):
+    (lc, rc), (lb, rb) = dimension_numbers
+    dimension_numbers = (
+        (tuple(int(i) for i in lc), tuple(int(i) for i in rc)),
+        (tuple(int(i) for i in lb), tuple(int(i) for i in rb)),
+    )
+    return dot_general_p.bind(x, y, dimension_numbers=dimension_numbers)
