@@ -48,7 +48,7 @@ class StagingTrace(Trace):
             return x.var
         if isinstance(x, Tracer):
             self.check_foreign(x)
-        elif np.ndim(x) == 0 and not isinstance(x, np.ndarray):
+        elif np.ndim(x) == 0:
             return Literal(x)
         v = self._const_ids.get(id(x))
         if v is None:
