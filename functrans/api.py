@@ -20,6 +20,7 @@ from functrans.core import (
     _current_trace,
     aval_of,
     instantiate,
+    is_float_dtype,
 )
 from functrans.errors import (
     ArgnumsError,
@@ -90,12 +91,12 @@ def _arg_name(fun: Callable, i: int) -> str:
 
 
 def _check_differentiable(fun, transform, argnums, dyn_args, flat) -> None:
-    if all(np.issubdtype(aval_of(x).dtype, np.inexact) for x in flat):
+    if all(is_float_dtype(aval_of(x).dtype) for x in flat):
         return
     for i, arg in zip(argnums, dyn_args):
         for path, leaf in tree_util.tree_flatten_with_path(arg)[0]:
             aval = aval_of(leaf)
-            if not np.issubdtype(aval.dtype, np.inexact):
+            if not is_float_dtype(aval.dtype):
                 where = _arg_name(fun, i) + tree_util.keystr(path)
                 raise NonDifferentiableInputError(
                     f"{transform}: {where} is {aval.str_short()}; only floating-point (or "
@@ -182,7 +183,7 @@ def _check_matching(transform, what, expected_tree, expected_avals, got, *, agai
         leaf = _as_array(leaf)
         got_aval = aval_of(leaf)
         if got_aval.shape != aval.shape or (
-            got_aval.dtype != aval.dtype and np.issubdtype(aval.dtype, np.inexact)
+            got_aval.dtype != aval.dtype and is_float_dtype(aval.dtype)
         ):
             raise ShapeDtypeMismatchError(
                 f"{transform}: {what}{tree_util.keystr(path)} is {got_aval.str_short()} but "
@@ -368,7 +369,7 @@ def _check_scalar_output(out: Any, has_aux: bool) -> None:
             "Use jacrev for several outputs."
         )
     aval = aval_of(out)
-    if aval.shape != () or not np.issubdtype(aval.dtype, np.floating):
+    if aval.shape != () or aval.dtype.kind != "f":
         raise NonScalarOutputError(
             f"grad: the function must return a real floating-point scalar, got "
             f"{aval.str_short()}. Use jacrev (or jacobian) for a non-scalar output, vjp to pull "
@@ -489,7 +490,7 @@ def stop_gradient(x: Any) -> Any:
 
     def stop(leaf):
         leaf = _as_array(leaf)
-        if np.issubdtype(aval_of(leaf).dtype, np.inexact):
+        if is_float_dtype(aval_of(leaf).dtype):
             return elementwise.stop_gradient(leaf)
         return leaf
 

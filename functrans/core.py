@@ -83,12 +83,22 @@ def dtype_name(dtype: np.dtype) -> str:
     return _DTYPE_SHORT.get(np.dtype(dtype).name, np.dtype(dtype).name)
 
 
+def _shaped(shape: tuple[int, ...], dtype: np.dtype) -> ShapedArray:
+    """A ShapedArray from a shape tuple and a dtype object, skipping conversions (hot path)."""
+    aval = object.__new__(ShapedArray)
+    aval.shape = shape
+    aval.dtype = dtype
+    return aval
+
+
 def aval_of(x: Any) -> ShapedArray:
     """The abstract value of a tracer, a NumPy array or scalar, or a Python scalar."""
+    if type(x) is np.ndarray or isinstance(x, np.generic):
+        return _shaped(x.shape, x.dtype)
     if isinstance(x, Tracer):
         return x.aval
-    if isinstance(x, (np.ndarray, np.generic)):
-        return ShapedArray(x.shape, x.dtype)
+    if isinstance(x, np.ndarray):
+        return _shaped(x.shape, x.dtype)
     if isinstance(x, (bool, int, float, complex)):
         return ShapedArray((), np.asarray(x).dtype)
     raise TypeError(
@@ -99,7 +109,7 @@ def aval_of(x: Any) -> ShapedArray:
 
 def is_float_dtype(dtype: np.dtype) -> bool:
     """True for dtypes that carry derivatives (real and complex floating point)."""
-    return np.issubdtype(dtype, np.inexact)
+    return np.dtype(dtype).kind in "fc"
 
 
 # ---------------------------------------------------------------------------------------------

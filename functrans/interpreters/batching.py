@@ -16,18 +16,22 @@ from functrans.errors import BatchingError
 
 
 class BatchTracer(Tracer):
-    __slots__ = ("val", "batch_dim")
+    __slots__ = ("val", "batch_dim", "_aval")
 
     def __init__(self, trace: BatchTrace, val: Any, batch_dim: int):
         self._trace = trace
         self.val = val
         self.batch_dim = batch_dim
+        self._aval = None
 
     @property
     def aval(self) -> ShapedArray:
-        aval = aval_of(self.val)
-        shape = aval.shape
-        return ShapedArray(shape[: self.batch_dim] + shape[self.batch_dim + 1 :], aval.dtype)
+        aval = self._aval
+        if aval is None:
+            full = aval_of(self.val)
+            d = self.batch_dim
+            aval = self._aval = ShapedArray(full.shape[:d] + full.shape[d + 1 :], full.dtype)
+        return aval
 
     def to_concrete(self, what: str):
         raise BatchingError(

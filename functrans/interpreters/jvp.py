@@ -13,16 +13,20 @@ from functrans.core import Trace, Tracer, Zero, _current_trace, aval_of
 
 
 class JVPTracer(Tracer):
-    __slots__ = ("primal", "tangent")
+    __slots__ = ("primal", "tangent", "_aval")
 
     def __init__(self, trace: JVPTrace, primal: Any, tangent: Any):
         self._trace = trace
         self.primal = primal
         self.tangent = tangent
+        self._aval = None
 
     @property
     def aval(self):
-        return aval_of(self.primal)
+        aval = self._aval
+        if aval is None:
+            aval = self._aval = aval_of(self.primal)
+        return aval
 
     def to_concrete(self, what: str):
         # The primal is known (or known further down), so Python control flow on values works.

@@ -1,47 +1,35 @@
 """Transposition: the backward pass over a linear Jaxpr (reverse mode's only machinery).
 
-The program's invars are the linear inputs; its constvars are known values (residuals).
-Equations that do not depend on a linear input are evaluated forward first; then the linear ones
-are visited once, in reverse, each passing its output cotangent through its primitive's
+The program's invars are the linear inputs; its constvars are known values (residuals). Every
+equation depends on a linear input — partial evaluation stages nothing else — so the backward
+pass visits each equation once, in reverse, passing its output cotangent through the primitive's
 `transpose` rule and accumulating the results. The loop is iterative, so program length is not
-limited by Python's recursion limit, and zero cotangents cost nothing.
+limited by Python's recursion limit, and equations whose outputs get no cotangent cost nothing.
 """
 
 from __future__ import annotations
 
 from typing import Any, Sequence
 
-from functrans.core import UndefPrimal, Zero, bind
+from functrans.core import UndefPrimal, Zero
 from functrans.errors import NonLinearError
 from functrans.ir import Jaxpr, Literal, Var
 from functrans.primitives import add_p
 
 
 def backward_pass(jaxpr: Jaxpr, consts: Sequence[Any], cts_out: Sequence[Any]) -> list[Any]:
-    env: dict[Var, Any] = dict(zip(jaxpr.constvars, consts, strict=True))
-    linear: set[Var] = set(jaxpr.invars)
-    linear_eqns = []
-    for eqn in jaxpr.eqns:
-        if any(type(a) is Var and a in linear for a in eqn.inputs):
-            linear_eqns.append(eqn)
-            linear.update(eqn.outputs)
-        else:
-            outs = bind(eqn.prim, *[_read(env, a) for a in eqn.inputs], **eqn.params)
-            if not eqn.prim.multiple_results:
-                outs = [outs]
-            env.update(zip(eqn.outputs, outs, strict=True))
-
+    known: dict[Var, Any] = dict(zip(jaxpr.constvars, consts, strict=True))
     ct_env: dict[Var, Any] = {}
 
     def accumulate(v: Var, ct: Any) -> None:
         old = ct_env.get(v)
-        ct_env[v] = ct if old is None else bind(add_p, old, ct)
+        ct_env[v] = ct if old is None else add_p.bind(old, ct)
 
     for v, ct in zip(jaxpr.outvars, cts_out, strict=True):
-        if type(ct) is not Zero and type(v) is Var and v in linear:
+        if type(ct) is not Zero and type(v) is Var and v not in known:
             accumulate(v, ct)
 
-    for eqn in reversed(linear_eqns):
+    for eqn in reversed(jaxpr.eqns):
         if eqn.prim.multiple_results:
             cts = [ct_env.pop(v, None) for v in eqn.outputs]
             if all(ct is None for ct in cts):
@@ -51,15 +39,18 @@ def backward_pass(jaxpr: Jaxpr, consts: Sequence[Any], cts_out: Sequence[Any]) -
             ct = ct_env.pop(eqn.outputs[0], None)
             if ct is None:
                 continue
-        args = [
-            UndefPrimal(a.aval) if type(a) is Var and a in linear else _read(env, a)
-            for a in eqn.inputs
-        ]
+        args = []
+        for a in eqn.inputs:
+            if type(a) is Literal:
+                args.append(a.val)
+            else:
+                val = known.get(a, UndefPrimal)
+                args.append(UndefPrimal(a.aval) if val is UndefPrimal else val)
         if not eqn.prim.has_rule("transpose"):
             raise nonlinear_error(eqn.prim.name)
         cts_in = eqn.prim.transpose(ct, *args, **eqn.params)
-        for a, ct_a in zip(eqn.inputs, cts_in, strict=True):
-            if ct_a is not None and type(ct_a) is not Zero and type(a) is Var and a in linear:
+        for a, arg, ct_a in zip(eqn.inputs, args, cts_in, strict=True):
+            if ct_a is not None and type(ct_a) is not Zero and type(arg) is UndefPrimal:
                 accumulate(a, ct_a)
 
     return [_pop_ct(ct_env, v) for v in jaxpr.invars]
@@ -68,10 +59,6 @@ def backward_pass(jaxpr: Jaxpr, consts: Sequence[Any], cts_out: Sequence[Any]) -
 def _pop_ct(ct_env: dict, v: Var) -> Any:
     ct = ct_env.pop(v, None)
     return Zero(v.aval) if ct is None else ct
-
-
-def _read(env: dict, a: Any) -> Any:
-    return a.val if type(a) is Literal else env[a]
 
 
 def nonlinear_error(name: str) -> NonLinearError:

@@ -51,7 +51,7 @@ def result_dtype(*args: Any) -> np.dtype:
 def promote(*args: Any, to_inexact: bool = False) -> list[Any]:
     """Convert operands to their common dtype (floating point if `to_inexact`)."""
     dtype = result_dtype(*args)
-    if to_inexact and not np.issubdtype(dtype, np.inexact):
+    if to_inexact and dtype.kind not in "fc":
         dtype = np.dtype(np.float64)
     out = []
     for a in args:
@@ -87,6 +87,30 @@ def broadcast_all(*args: Any) -> list[Any]:
 
 
 def promote_and_broadcast(*args: Any, to_inexact: bool = False) -> list[Any]:
+    """Operands converted to one dtype and broadcast to one shape, as NumPy would."""
+    # Fast path (the common case in numerical code): arrays of one float dtype and shape, and
+    # Python int/float scalars, which NEP 50 makes take the array's dtype.
+    first = None
+    for a in args:
+        if type(a) is float or type(a) is int:
+            continue
+        if not (isinstance(a, Tracer) or type(a) is np.ndarray or isinstance(a, np.generic)):
+            break
+        aval = aval_of(a)
+        if first is None:
+            first = aval
+            if first.dtype.kind != "f":
+                break
+        elif aval.shape != first.shape or aval.dtype != first.dtype:
+            break
+    else:
+        if first is not None:
+            return [
+                broadcast_to_shape(np.array(a, first.dtype), first.shape)
+                if type(a) is float or type(a) is int
+                else a
+                for a in args
+            ]
     return broadcast_all(*promote(*args, to_inexact=to_inexact))
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from functrans.core import Primitive, ShapedArray, Zero, aval_of, is_undefined
+from functrans.core import Primitive, ShapedArray, Zero, aval_of, is_float_dtype, is_undefined
 from functrans.primitives.base import (
     binary,
     check_same_avals,
@@ -19,10 +19,6 @@ from functrans.primitives.base import (
     unary,
 )
 from functrans.primitives.structural import full_like, zeros
-
-
-def _is_float(dtype) -> bool:
-    return np.issubdtype(dtype, np.inexact)
 
 
 def _bool_dtype(_):
@@ -210,7 +206,7 @@ def round(x):  # noqa: A001 - the NumPy name
 
 def _integer_pow_impl(x, *, y):
     # np.power on integers rejects negative exponents; on floats it is exact for small ints.
-    return np.power(x, y) if y >= 0 or _is_float(x.dtype) else np.power(x.astype(float), y)
+    return np.power(x, y) if y >= 0 or is_float_dtype(x.dtype) else np.power(x.astype(float), y)
 
 
 def _integer_pow_deriv(x, out, *, y):
@@ -405,7 +401,7 @@ def _convert_impl(x, *, new_dtype):
 def _convert_jvp(primals, tangents, *, new_dtype):
     (x,), (t,) = primals, tangents
     out = convert_element_type(x, new_dtype=new_dtype)
-    if not _is_float(new_dtype) or type(t) is Zero:
+    if not is_float_dtype(new_dtype) or type(t) is Zero:
         return out, Zero(aval_of(out))
     return out, convert_element_type(t, new_dtype=new_dtype)
 
