@@ -154,10 +154,14 @@ def _flat_fun(partial: _Partial, has_aux: bool, transform: str, store: dict) -> 
 
 
 def _finish(x: Any) -> Any:
-    """A value leaving a transformation: symbolic zeros become arrays, read-only views copies."""
+    """A value leaving a transformation: symbolic zeros become arrays, read-only views copies,
+    and 0-d arrays NumPy scalars (as NumPy's own scalar results are)."""
     x = instantiate(x)
-    if type(x) is np.ndarray and not x.flags.writeable:
-        return x.copy()
+    if type(x) is np.ndarray:
+        if not x.ndim:
+            return x[()]
+        if not x.flags.writeable:
+            return x.copy()
     return x
 
 

@@ -341,8 +341,9 @@ class Tracer:
         know it raise ConcretizationError."""
         raise ConcretizationError(
             f"{what} of a traced value {self.aval.str_short()} inside {type(self._trace).__name__}"
-            ": its value is not known while tracing. Use functrans.numpy.where (or lax.cond) "
-            "for value-dependent choices, or mark the argument static."
+            ": its value is not known while tracing. Use functrans.numpy.where for "
+            "value-dependent choices (functrans.lax.cond is planned), or pass the value as a "
+            "non-traced (static) argument."
         )
 
     def __bool__(self):

@@ -37,7 +37,7 @@ class BatchTracer(Tracer):
         raise BatchingError(
             f"vmap: {what} of a batched value {self.aval.str_short()} (it differs across the "
             "batch, so it has no single Python value). Use functrans.numpy.where to choose "
-            "elementwise, or lax.cond / lax.select for batched branches."
+            "elementwise per batch element (functrans.lax.cond for batched branches is planned)."
         )
 
 

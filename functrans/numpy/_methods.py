@@ -82,8 +82,17 @@ _METHODS = {
     "swapaxes": fnp.swapaxes,
     "astype": fnp.astype,
     "clip": fnp.clip,
-    "conj": lambda self: self,
+    "conj": lambda self: _real_only(self, "conj()"),
 }
+
+
+def _real_only(self, what):
+    if self.aval.dtype.kind == "c":
+        raise TypeError(
+            f"{what} of a traced complex value is not supported yet; complex numbers are only "
+            "supported in plain arithmetic so far."
+        )
+    return self
 
 
 def _reshape(self, *shape, order="C"):
@@ -100,7 +109,7 @@ def attach() -> None:
     Tracer.reshape = _reshape
     Tracer.transpose = _transpose
     Tracer.T = property(lambda self: fnp.transpose(self))
-    Tracer.real = property(lambda self: self)
+    Tracer.real = property(lambda self: _real_only(self, ".real"))
 
 
 __all__ = ["attach", "np"]

@@ -136,8 +136,21 @@ cos_p = unary("cos", np.cos, deriv=lambda x, y: neg(sin(x)))
 tan_p = unary("tan", np.tan, deriv=lambda x, y: add(full_like(y, 1), mul(y, y)))
 tanh_p = unary("tanh", np.tanh, deriv=lambda x, y: sub(full_like(y, 1), mul(y, y)))
 sqrt_p = unary("sqrt", np.sqrt, deriv=lambda x, y: div(full_like(y, 0.5), y))
-# Kink convention: d|x|/dx at 0 is sign(0) = 0 (as JAX and autograd).
-abs_p = unary("abs", np.abs, deriv=lambda x, y: sign(x))
+def _abs_deriv(x, y):
+    # Kink convention: d|x|/dx at 0 is sign(0) = 0 (as JAX and autograd).
+    if aval_of(x).dtype.kind == "c":
+        raise TypeError(
+            "differentiating abs of a complex value is not supported yet; differentiate "
+            "sqrt(real(z)**2 + imag(z)**2) once real/imag land, or split z into two real arrays."
+        )
+    return sign(x)
+
+
+def _real_dtype(dtype):
+    return np.empty((), dtype).real.dtype
+
+
+abs_p = unary("abs", np.abs, deriv=_abs_deriv, out_dtype=_real_dtype)
 sign_p = unary("sign", np.sign, zero_derivative=True)
 floor_p = unary("floor", np.floor, zero_derivative=True)
 ceil_p = unary("ceil", np.ceil, zero_derivative=True)
