@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import functools
 import inspect
-from typing import Any, Callable, Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -327,7 +328,10 @@ def vjp(fun: Callable, *primals: Any, has_aux: bool = False):
     outs, lin, aux = linearize_flat(_flat_fun(partial, has_aux, "vjp", store), partial.flat)
     out_tree = store["out_tree"]
     pullback = _make_pullback(
-        "vjp", lin, out_tree, [aval_of(o) for o in outs],
+        "vjp",
+        lin,
+        out_tree,
+        [aval_of(o) for o in outs],
         lambda flat: partial.unflatten_inputs(flat, single=False),
     )
     primals_out = tree_util.tree_unflatten(out_tree, [_finish(o) for o in outs])
@@ -443,7 +447,10 @@ def linear_transpose(fun: Callable, *primals: Any) -> Callable:
     staged = [o if getattr(o, "_trace", None) is pe else Zero(aval_of(o)) for o in out_flat]
     lin = stage_linear(pe, in_avals, staged)
     return _make_pullback(
-        "linear_transpose", lin, out_tree, [aval_of(o) for o in out_flat],
+        "linear_transpose",
+        lin,
+        out_tree,
+        [aval_of(o) for o in out_flat],
         lambda flat: partial.unflatten_inputs(flat, single=False),
     )
 

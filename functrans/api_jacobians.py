@@ -10,7 +10,8 @@ cheaper (forward when D <= M). Blocks have shape `out.shape + in.shape`, nested 
 from __future__ import annotations
 
 import functools
-from typing import Any, Callable, Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -51,8 +52,9 @@ def _map_basis(fn: Callable, basis: list, size: int, chunk_size: int | None) -> 
 
 def _rows(x, start: int, stop: int):
     shape = aval_of(x).shape
-    return slice_(x, start_indices=(start,) + (0,) * (len(shape) - 1),
-                  limit_indices=(stop,) + shape[1:])
+    return slice_(
+        x, start_indices=(start,) + (0,) * (len(shape) - 1), limit_indices=(stop,) + shape[1:]
+    )
 
 
 def _assemble(mapped, mapped_avals, other_avals, forward: bool):
@@ -67,8 +69,9 @@ def _assemble(mapped, mapped_avals, other_avals, forward: bool):
         for m, out_aval in zip(mapped, mapped_avals):
             row = []
             for k, in_aval in enumerate(other_avals):
-                b = reshape(_rows(m, offsets[k], offsets[k + 1]),
-                            new_sizes=in_aval.shape + out_aval.shape)
+                b = reshape(
+                    _rows(m, offsets[k], offsets[k + 1]), new_sizes=in_aval.shape + out_aval.shape
+                )
                 n_in, n_out = in_aval.ndim, out_aval.ndim
                 perm = tuple(range(n_in, n_in + n_out)) + tuple(range(n_in))
                 row.append(_finish(transpose(b, permutation=perm)))
@@ -77,8 +80,9 @@ def _assemble(mapped, mapped_avals, other_avals, forward: bool):
     for k, out_aval in enumerate(other_avals):
         row = []
         for m, in_aval in zip(mapped, mapped_avals):
-            b = reshape(_rows(m, offsets[k], offsets[k + 1]),
-                        new_sizes=out_aval.shape + in_aval.shape)
+            b = reshape(
+                _rows(m, offsets[k], offsets[k + 1]), new_sizes=out_aval.shape + in_aval.shape
+            )
             row.append(_finish(b))
         blocks.append(row)
     return blocks

@@ -8,7 +8,8 @@ chunk by chunk to bound memory and concatenates the results).
 from __future__ import annotations
 
 import functools
-from typing import Any, Callable, Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -112,7 +113,7 @@ def vmap(
         if kwargs:
             kw_names = sorted(kwargs)
             n = len(args)
-            full_axes = (in_axes if isinstance(in_axes, (tuple, list)) else (in_axes,) * n)
+            full_axes = in_axes if isinstance(in_axes, (tuple, list)) else (in_axes,) * n
             return vmap(
                 lambda *a: fun(*a[:n], **dict(zip(kw_names, a[n:]))),
                 in_axes=tuple(full_axes) + (0,) * len(kw_names),
@@ -159,8 +160,9 @@ def _batch_size(flat_args, dims, paths, axis_size) -> int:
     sizes = {}
     for x, d, p in zip(flat_args, dims, paths):
         if d is not None:
-            sizes.setdefault(aval_of(x).shape[d], []).append(f"args{tree_util.keystr(p)} (axis {d}"
-                                                               f", shape {aval_of(x).shape})")
+            sizes.setdefault(aval_of(x).shape[d], []).append(
+                f"args{tree_util.keystr(p)} (axis {d}, shape {aval_of(x).shape})"
+            )
     if axis_size is not None:
         sizes.setdefault(int(axis_size), []).append(f"axis_size={axis_size}")
     if not sizes:
@@ -200,9 +202,7 @@ def _chunked(batched, args, flat_args, dims, in_tree, size, chunk_size, out_axes
     pieces = []
     for start in range(0, size, chunk_size):
         stop = min(start + chunk_size, size)
-        chunk_flat = [
-            x if d is None else _take(x, d, start, stop) for x, d in zip(flat_args, dims)
-        ]
+        chunk_flat = [x if d is None else _take(x, d, start, stop) for x, d in zip(flat_args, dims)]
         pieces.append(batched(*tree_util.tree_unflatten(in_tree, chunk_flat)))
     out_tree = tree_util.tree_structure(pieces[0])
     example = tree_util.tree_unflatten(out_tree, list(range(out_tree.num_leaves)))

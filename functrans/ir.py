@@ -8,7 +8,8 @@ through `bind`, so a staged program can itself be transformed again.
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 

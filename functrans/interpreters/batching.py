@@ -10,8 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from functrans.core import Trace, Tracer, _current_trace, aval_of
-from functrans.core import ShapedArray
+from functrans.core import ShapedArray, Trace, Tracer, _current_trace, aval_of
 from functrans.errors import BatchingError
 
 

@@ -9,7 +9,8 @@ exactly the linear map from input tangents to output tangents, ready to be trans
 
 from __future__ import annotations
 
-from typing import Any, Callable, Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 from functrans import tree_util
 from functrans.core import ShapedArray, Zero, _current_trace, aval_of, instantiate

@@ -7,7 +7,8 @@ literals. Its tracers know only their aval, so Python control flow on their valu
 
 from __future__ import annotations
 
-from typing import Any, Callable, Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import numpy as np
 

@@ -9,7 +9,8 @@ limited by Python's recursion limit, and equations whose outputs get no cotangen
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 from functrans.core import UndefPrimal, Zero
 from functrans.errors import NonLinearError

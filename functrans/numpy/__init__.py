@@ -5,21 +5,25 @@ handling) and is composed from functrans primitives, so it declares no derivativ
 own. On concrete NumPy inputs the result is a plain NumPy value.
 """
 
-from numpy import e, euler_gamma, inf, nan, newaxis, pi  # noqa: F401
-
-from numpy import (  # noqa: F401 - dtypes and constructors of constants, as in NumPy
+from numpy import (  # noqa: F401  # noqa: F401 - dtypes and constructors of constants, as in NumPy
     arange,
     bool_,
     complex64,
     complex128,
+    e,
+    euler_gamma,
     eye,
     float32,
     float64,
     identity,
+    inf,
     int32,
     int64,
     linspace,
+    nan,
+    newaxis,
     ones,
+    pi,
     zeros,
 )
 

@@ -6,7 +6,8 @@ array's dtype); the result feeds primitives, which need operands of one shape an
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
@@ -116,7 +117,9 @@ def promote_and_broadcast(*args: Any, to_inexact: bool = False) -> list[Any]:
 
 def normalize_axis(axis: int, ndim: int, what: str = "axis") -> int:
     if not -ndim <= axis < max(ndim, 1) or (ndim == 0 and axis not in (0, -1)):
-        raise np.exceptions.AxisError(f"{what} {axis} is out of bounds for array of dimension {ndim}")
+        raise np.exceptions.AxisError(
+            f"{what} {axis} is out of bounds for array of dimension {ndim}"
+        )
     return axis % ndim if ndim else 0
 
 

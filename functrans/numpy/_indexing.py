@@ -33,9 +33,7 @@ def getitem(x: Any, idx: Any) -> Any:
             or (isinstance(i, (int, np.integer)) and not isinstance(i, bool))
         ):
             raise _index_error(i)
-        if isinstance(i, slice) and any(
-            isinstance(v, Tracer) for v in (i.start, i.stop, i.step)
-        ):
+        if isinstance(i, slice) and any(isinstance(v, Tracer) for v in (i.start, i.stop, i.step)):
             raise _index_error(i.start)
     n_consuming = sum(1 for i in idx if i is not None and i is not Ellipsis)
     if idx.count(Ellipsis) > 1:

@@ -101,5 +101,3 @@ def outer(a, b):
 
 def vdot(a, b):
     return dot(ravel(a), ravel(b))
-
-

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from functrans.core import aval_of
 from functrans.numpy._base import asarray, normalize_axes, normalize_axis
 from functrans.primitives import elementwise as ew
-from functrans.primitives import reductions as red
 from functrans.primitives import full, reshape
+from functrans.primitives import reductions as red
 
 
 def _keepdims(out, shape, axes):
@@ -26,10 +28,11 @@ def _reduce(prim_fn, x, axis, keepdims, dtype=None):
 
 
 def _sum_dtype(dtype: np.dtype) -> np.dtype | None:
-    # NumPy sums booleans and small integers in the default integer type
-    if dtype == bool or (np.issubdtype(dtype, np.integer) and dtype.itemsize < 8):
-        return np.dtype(np.int64) if np.issubdtype(dtype, np.signedinteger) or dtype == bool \
-            else np.dtype(np.uint64)
+    # NumPy sums booleans and small integers in the default (64-bit) integer type
+    if dtype.kind == "b" or (dtype.kind == "i" and dtype.itemsize < 8):
+        return np.dtype(np.int64)
+    if dtype.kind == "u" and dtype.itemsize < 8:
+        return np.dtype(np.uint64)
     return None
 
 
@@ -62,7 +65,7 @@ def mean(x, axis=None, dtype=None, keepdims=False):
     if dtype is None:
         dtype = aval.dtype if np.issubdtype(aval.dtype, np.inexact) else np.dtype(np.float64)
     total = sum(x, axis=axes, dtype=dtype, keepdims=keepdims)
-    n = int(np.prod([aval.shape[a] for a in axes], dtype=np.int64))
+    n = math.prod([aval.shape[a] for a in axes])
     return ew.div(total, _full_like(total, n))
 
 

@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+import math
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
 from functrans.core import Tracer, aval_of
-from functrans.numpy._base import asarray, broadcast_to_shape, normalize_axes, normalize_axis
-from functrans.numpy._base import promote
+from functrans.numpy._base import (
+    asarray,
+    broadcast_to_shape,
+    normalize_axes,
+    normalize_axis,
+    promote,
+)
 from functrans.primitives import concatenate as _concatenate
 from functrans.primitives import reshape as _reshape
 from functrans.primitives import transpose as _transpose
@@ -37,11 +44,11 @@ def reshape(x, newshape, order="C"):
     if newshape.count(-1) > 1:
         raise ValueError("can only specify one unknown dimension (-1) in reshape")
     if -1 in newshape:
-        known = int(np.prod([n for n in newshape if n != -1], dtype=np.int64))
+        known = math.prod([n for n in newshape if n != -1])
         if known == 0 or total % known:
             raise ValueError(f"cannot reshape array of size {total} into shape {tuple(newshape)}")
         newshape[newshape.index(-1)] = total // known
-    if int(np.prod(newshape, dtype=np.int64)) != total:
+    if math.prod(newshape) != total:
         raise ValueError(f"cannot reshape array of size {total} into shape {tuple(newshape)}")
     return _reshape(x, new_sizes=tuple(newshape))
 
@@ -53,7 +60,9 @@ def ravel(x):
 def transpose(x, axes=None):
     x = asarray(x)
     nd = aval_of(x).ndim
-    perm = tuple(reversed(range(nd))) if axes is None else tuple(normalize_axis(a, nd) for a in axes)
+    perm = (
+        tuple(reversed(range(nd))) if axes is None else tuple(normalize_axis(a, nd) for a in axes)
+    )
     if sorted(perm) != list(range(nd)):
         raise ValueError(f"axes {axes} don't match array of dimension {nd}")
     return _transpose(x, permutation=perm)

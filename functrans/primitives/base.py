@@ -7,7 +7,8 @@ Every derivative is written with primitives, so rules differentiate again.
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 

@@ -8,6 +8,8 @@ the cotangent with the other operand, followed by an axis permutation.
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from functrans.core import Primitive, ShapedArray, Zero, aval_of, is_undefined
@@ -29,14 +31,23 @@ def _dot_general_impl(x, y, *, dimension_numbers):
     batch_shape = tuple(x.shape[i] for i in lb)
     lf_shape = tuple(x.shape[i] for i in lf)
     rf_shape = tuple(y.shape[i] for i in rf)
-    c = int(np.prod([x.shape[i] for i in lc], dtype=np.int64))
-    nb = int(np.prod(batch_shape, dtype=np.int64))
-    m = int(np.prod(lf_shape, dtype=np.int64))
-    n = int(np.prod(rf_shape, dtype=np.int64))
-    # Bring each operand to (batch, free, contract) / (batch, contract, free) and use BLAS.
-    xt = np.transpose(x, lb + lf + lc).reshape((nb, m, c) if lb else (m, c))
-    yt = np.transpose(y, rb + rc + rf).reshape((nb, c, n) if rb else (c, n))
-    return np.matmul(xt, yt).reshape(batch_shape + lf_shape + rf_shape)
+    c = math.prod([x.shape[i] for i in lc])
+    nb = math.prod(batch_shape)
+    m = math.prod(lf_shape)
+    n = math.prod(rf_shape)
+    out_shape = batch_shape + lf_shape + rf_shape
+    # Bring each operand to (batch, free, contract) / (batch, contract, free).
+    xt = np.transpose(x, lb + lf + lc).reshape((nb, m, c))
+    yt = np.transpose(y, rb + rc + rf).reshape((nb, c, n))
+    if c == 1:
+        # an outer product per batch element: broadcasting beats a batched GEMM of 1-wide slices
+        return np.multiply(xt, yt).reshape(out_shape)
+    if lb and m == 1 and n == 1:
+        # a dot product per batch element
+        return np.einsum("bc,bc->b", xt[:, 0, :], yt[:, :, 0]).reshape(out_shape)
+    if not lb:
+        return np.matmul(xt[0], yt[0]).reshape(out_shape)
+    return np.matmul(xt, yt).reshape(out_shape)
 
 
 def _dot_general_abstract_eval(x, y, *, dimension_numbers):

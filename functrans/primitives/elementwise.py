@@ -136,6 +136,8 @@ cos_p = unary("cos", np.cos, deriv=lambda x, y: neg(sin(x)))
 tan_p = unary("tan", np.tan, deriv=lambda x, y: add(full_like(y, 1), mul(y, y)))
 tanh_p = unary("tanh", np.tanh, deriv=lambda x, y: sub(full_like(y, 1), mul(y, y)))
 sqrt_p = unary("sqrt", np.sqrt, deriv=lambda x, y: div(full_like(y, 0.5), y))
+
+
 def _abs_deriv(x, y):
     # Kink convention: d|x|/dx at 0 is sign(0) = 0 (as JAX and autograd).
     if aval_of(x).dtype.kind == "c":

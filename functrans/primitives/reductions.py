@@ -8,6 +8,8 @@ that zeros in the input are handled exactly.
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from functrans.core import Primitive, ShapedArray, Zero, aval_of
@@ -148,7 +150,7 @@ def _reduce_prod_jvp(primals, tangents, *, axes):
     out = reduce_prod(x, axes=axes)
     aval = aval_of(x)
     kept = _kept_dims(aval.ndim, axes)
-    n = int(np.prod([aval.shape[a] for a in axes], dtype=np.int64))
+    n = math.prod([aval.shape[a] for a in axes])
     if n <= 1:
         return out, reduce_sum(t, axes=axes)
     # move the reduced axes last and flatten them into one axis of length n

@@ -7,13 +7,13 @@ NumPy implementations return views where NumPy allows, so moving batch axes cost
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
 
 from functrans.core import Primitive, ShapedArray, aval_of, is_undefined
-from functrans.primitives.base import bdim_to, batch_size, linear_jvp, moveaxis
-
+from functrans.primitives.base import batch_size, bdim_to, linear_jvp, moveaxis
 
 # ---------------------------------------------------------------------------------------------
 # broadcast_in_dim: operand axis i becomes output axis broadcast_dimensions[i]; size-1 axes and
@@ -103,7 +103,7 @@ reshape_p = Primitive("reshape")
 
 
 def _reshape_abstract_eval(x, *, new_sizes):
-    if int(np.prod(new_sizes, dtype=np.int64)) != x.size:
+    if math.prod(new_sizes) != x.size:
         raise TypeError(f"primitive 'reshape' cannot reshape {x.str_short()} to {new_sizes}")
     return ShapedArray(new_sizes, x.dtype)
 
@@ -242,7 +242,8 @@ pad_p = Primitive("pad")
 
 def _pad_shape(shape, padding_config):
     return tuple(
-        lo + hi + n + max(0, n - 1) * interior for n, (lo, hi, interior) in zip(shape, padding_config)
+        lo + hi + n + max(0, n - 1) * interior
+        for n, (lo, hi, interior) in zip(shape, padding_config)
     )
 
 
@@ -323,7 +324,9 @@ def _concatenate_abstract_eval(*xs, dimension):
                 f"{dimension}, got " + ", ".join(a.str_short() for a in xs)
             )
     size = sum(x.shape[dimension] for x in xs)
-    return ShapedArray(first.shape[:dimension] + (size,) + first.shape[dimension + 1 :], first.dtype)
+    return ShapedArray(
+        first.shape[:dimension] + (size,) + first.shape[dimension + 1 :], first.dtype
+    )
 
 
 def _concatenate_transpose(ct, *xs, dimension):

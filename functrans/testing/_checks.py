@@ -1,0 +1,499 @@
+"""Numerical derivative checks: JVP against central differences, VJP against JVP, any order.
+
+Every check works on a function of positional pytree arguments and differentiates with respect
+to the floating-point leaves only (integer and boolean leaves are held fixed). Nothing builds a
+Jacobian: JVPs are compared along random tangents, and VJPs through the dot-product identity
+<u, J v> = <J^T u, v>. A failure raises AssertionError naming the check, the order and mode, the
+argument key path and the measured errors against the tolerance.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from functrans import api, tree_util
+from functrans.core import aval_of
+
+# ---------------------------------------------------------------------------------------------
+# Per-dtype defaults. Central differences have truncation error ~eps^2 and rounding error
+# ~machine_eps / eps, so eps is near machine_eps^(1/3); tolerances sit well above both.
+
+_DEFAULTS = {
+    np.dtype(np.float64): (1e-4, 1e-5, 1e-5),  # (eps, atol, rtol)
+    np.dtype(np.float32): (1e-2, 1e-2, 1e-2),
+    np.dtype(np.float16): (1e-1, 5e-2, 5e-2),
+}
+
+
+def _real_dtype(dtype: np.dtype) -> np.dtype:
+    return np.finfo(dtype).dtype
+
+
+def _defaults(dtype: np.dtype) -> tuple[float, float, float]:
+    return _DEFAULTS.get(_real_dtype(dtype), _DEFAULTS[np.dtype(np.float32)])
+
+
+def _lowest_precision(dtypes: Sequence[np.dtype]) -> np.dtype:
+    floats = [np.dtype(d) for d in dtypes if np.issubdtype(d, np.inexact)]
+    if not floats:
+        return np.dtype(np.float64)
+    return max(floats, key=lambda d: np.finfo(d).eps)
+
+
+def _wide(dtype: np.dtype) -> np.dtype:
+    """The float64 (or complex128) counterpart of a floating dtype."""
+    return np.dtype(np.complex128 if np.issubdtype(dtype, np.complexfloating) else np.float64)
+
+
+@dataclass(frozen=True)
+class _Options:
+    atol: float | None
+    rtol: float | None
+    eps: float | None
+
+    def tolerances(self, dtypes: Sequence[np.dtype]) -> tuple[float, float]:
+        _, atol, rtol = _defaults(_lowest_precision(dtypes))
+        return (atol if self.atol is None else self.atol, rtol if self.rtol is None else self.rtol)
+
+    def step(self, dtypes: Sequence[np.dtype]) -> float:
+        return _defaults(_lowest_precision(dtypes))[0] if self.eps is None else self.eps
+
+
+@dataclass(frozen=True)
+class _Where:
+    """Where in a check_grads recursion a check runs: its order and the modes that led there."""
+
+    order: int = 1
+    modes: tuple[str, ...] = ()
+    described: str = "f"
+
+    def mode_str(self) -> str:
+        return " over ".join(reversed(self.modes))
+
+    def header(self, check: str) -> str:
+        return f"{check} failed (order {self.order}, mode {self.mode_str()}) for {self.described}"
+
+
+# ---------------------------------------------------------------------------------------------
+# Functions of the floating-point leaves of their arguments
+
+
+def _is_float(x: Any) -> bool:
+    return np.issubdtype(aval_of(x).dtype, np.inexact)
+
+
+def _as_leaf(x: Any) -> Any:
+    return np.asarray(x) if isinstance(x, (bool, int, float, complex, np.generic)) else x
+
+
+class _Flat:
+    """`f(*args)` as a function of the float leaves of `args`, the other leaves held fixed."""
+
+    def __init__(self, f: Callable, args: tuple):
+        pairs, self.tree = tree_util.tree_flatten_with_path(tuple(args))
+        self.f = f
+        self.leaves = [_as_leaf(x) for _, x in pairs]
+        self.names = ["args" + tree_util.keystr(p) for p, _ in pairs]
+        self.diff = [i for i, x in enumerate(self.leaves) if _is_float(x)]
+
+    @property
+    def diff_leaves(self) -> list[Any]:
+        return [self.leaves[i] for i in self.diff]
+
+    @property
+    def diff_names(self) -> list[str]:
+        return [self.names[i] for i in self.diff]
+
+    def call(self, *diff_leaves: Any) -> Any:
+        leaves = list(self.leaves)
+        for i, x in zip(self.diff, diff_leaves, strict=True):
+            leaves[i] = x
+        return self.f(*tree_util.tree_unflatten(self.tree, leaves))
+
+    def like_args(self, diff_values: Sequence[Any]) -> tuple:
+        """A pytree shaped like `args` holding `diff_values` at the float leaves, None elsewhere."""
+        leaves: list[Any] = [None] * len(self.leaves)
+        for i, x in zip(self.diff, diff_values, strict=True):
+            leaves[i] = x
+        return tree_util.tree_unflatten(self.tree, leaves)
+
+
+def _leaves_with_names(tree: Any, prefix: str) -> tuple[list[str], list[Any]]:
+    pairs = tree_util.tree_flatten_with_path(tree)[0]
+    return [prefix + tree_util.keystr(p) for p, _ in pairs], [_as_leaf(x) for _, x in pairs]
+
+
+def _random_like(rng: np.random.Generator, x: Any) -> np.ndarray:
+    aval = aval_of(x)
+    if not np.issubdtype(aval.dtype, np.inexact):
+        return np.zeros(aval.shape, aval.dtype)
+    r = rng.standard_normal(aval.shape)
+    if np.issubdtype(aval.dtype, np.complexfloating):
+        r = r + 1j * rng.standard_normal(aval.shape)
+    return np.asarray(r, aval.dtype)
+
+
+def _require_float_args(flat: _Flat, check: str) -> None:
+    if not flat.diff:
+        raise ValueError(
+            f"{check}: no argument has a floating-point leaf, so there is nothing to "
+            "differentiate; pass float (or complex) arrays."
+        )
+
+
+def _fmt(x: float) -> str:
+    return f"{x:.3g}"
+
+
+def _wide_array(x: Any) -> np.ndarray:
+    x = np.asarray(x)
+    return x.astype(_wide(x.dtype)) if np.issubdtype(x.dtype, np.inexact) else x
+
+
+# ---------------------------------------------------------------------------------------------
+# JVP against central differences
+
+
+def _central_difference(flat: _Flat, x: list, t: list, eps: float, wide: bool) -> list[Any]:
+    if wide:
+        x = [_wide_array(xi) for xi in x]
+        t = [_wide_array(ti) for ti in t]
+    plus = flat.call(*[xi + eps * ti for xi, ti in zip(x, t)])
+    minus = flat.call(*[xi - eps * ti for xi, ti in zip(x, t)])
+    return [
+        (_wide_array(p) - _wide_array(m)) / (2 * eps) if _is_float(p) else None
+        for p, m in zip(tree_util.tree_leaves(plus), tree_util.tree_leaves(minus))
+    ]
+
+
+def _jvp_errors(flat: _Flat, x: list, t: list, opts: _Options, wide_fd: bool):
+    """The JVP along t, and a (output name, problem) pair per output where it fails."""
+    out, t_out = api.jvp(flat.call, x, t)
+    out_names, outs = _leaves_with_names(out, "out")
+    dtypes = [xi.dtype for xi in x] + [np.asarray(o).dtype for o in outs]
+    atol, rtol = opts.tolerances(dtypes)
+    eps = opts.step([np.float64] if wide_fd else dtypes)
+    fd = _central_difference(flat, x, t, eps, wide_fd)
+    failures = []
+    for name, o, to, d in zip(out_names, outs, tree_util.tree_leaves(t_out), fd, strict=True):
+        o, to = np.asarray(o), np.asarray(to)
+        if to.shape != o.shape:
+            failures.append((name, f"tangent has shape {to.shape} but the output {o.shape}"))
+        elif d is None:
+            if np.any(to != 0):
+                failures.append((name, "the output is not floating point but its tangent is "
+                                       "nonzero"))
+        elif to.dtype != o.dtype:
+            failures.append((name, f"tangent dtype {to.dtype} differs from output dtype {o.dtype}"))
+        else:
+            err = np.abs(_wide_array(to) - d)
+            scale = max(1.0, float(np.sqrt(np.mean(np.abs(d) ** 2)))) if d.size else 1.0
+            if not np.all(err <= atol * scale + rtol * np.abs(d)):  # also catches NaN
+                abs_err = float(np.max(err))
+                rel_err = float(np.max(err / np.maximum(np.abs(d), np.finfo(float).tiny)))
+                failures.append(
+                    (name, f"max abs error {_fmt(abs_err)}, max rel error {_fmt(rel_err)} "
+                           f"(tolerance atol={atol:g} x scale {_fmt(scale)}, rtol={rtol:g})")
+                )
+    return out, failures
+
+
+def _fd_can_widen(flat: _Flat, x: list) -> bool:
+    """Difference in float64 when f accepts widened inputs and then returns wide floats."""
+    if all(_wide(xi.dtype) == xi.dtype for xi in x):
+        return False
+    try:
+        out = flat.call(*[_wide_array(xi) for xi in x])
+    except Exception:  # noqa: BLE001 - any failure means: difference in the input dtype
+        return False
+    return all(
+        _wide(o.dtype) == o.dtype
+        for o in map(np.asarray, tree_util.tree_leaves(out))
+        if np.issubdtype(o.dtype, np.inexact)
+    )
+
+
+def _jvp_check(f: Callable, args: tuple, opts: _Options, rng, where: _Where) -> None:
+    flat = _Flat(f, args)
+    _require_float_args(flat, "check_jvp")
+    x = [np.asarray(v) for v in flat.diff_leaves]
+    t = [_random_like(rng, xi) for xi in x]
+    wide = _fd_can_widen(flat, x)
+    out, failures = _jvp_errors(flat, x, t, opts, wide)
+    expected = tree_util.tree_leaves(flat.call(*x))
+    for name, o, p in zip(*_leaves_with_names(out, "out"), expected, strict=True):
+        o, p = np.asarray(o), np.asarray(p)
+        atol, rtol = opts.tolerances([p.dtype])
+        same = o.shape == p.shape and (
+            np.allclose(o, p, atol=atol, rtol=rtol, equal_nan=True) if _is_float(p)
+            else np.array_equal(o, p)
+        )
+        if not same:
+            failures.append((name, "the primal output of jvp differs from f(*args)"))
+    if not failures:
+        return
+    # Localise: which arguments' tangents alone reproduce a failure?
+    culprits = []
+    for k, name in enumerate(flat.diff_names):
+        t_k = [ti if j == k else np.zeros_like(ti) for j, ti in enumerate(t)]
+        if _jvp_errors(flat, x, t_k, opts, wide)[1]:
+            culprits.append(name)
+    args_str = ", ".join(culprits) if culprits else "only the combined direction of all arguments"
+    lines = [where.header("check_jvp") + ": JVP differs from central differences"]
+    lines.append(f"  argument(s): {args_str}")
+    lines += [f"  {name}: {msg}" for name, msg in failures]
+    raise AssertionError("\n".join(lines))
+
+
+# ---------------------------------------------------------------------------------------------
+# VJP against JVP by the dot-product identity
+
+
+def _inner(a: Sequence[Any], b: Sequence[Any]) -> tuple[complex, float]:
+    """sum_k <a_k, b_k> (bilinear, in float64) and the 2-norm of the elementwise products."""
+    total, sq = 0.0, 0.0
+    for ak, bk in zip(a, b, strict=True):
+        prod = _wide_array(ak) * _wide_array(bk)
+        total = total + np.sum(prod)
+        sq += float(np.sum(np.abs(prod) ** 2))
+    return total, float(np.sqrt(sq))
+
+
+def _float_outputs(out: Any) -> tuple[list[str], list[Any], list[bool]]:
+    names, outs = _leaves_with_names(out, "out")
+    return names, outs, [_is_float(o) for o in outs]
+
+
+def _vjp_check(f: Callable, args: tuple, opts: _Options, rng, where: _Where) -> None:
+    flat = _Flat(f, args)
+    _require_float_args(flat, "check_vjp")
+    x = [np.asarray(v) for v in flat.diff_leaves]
+    out, pullback = api.vjp(flat.call, *x)
+    _, outs, is_float = _float_outputs(out)
+    u = [_random_like(rng, o) for o in outs]
+    out_tree = tree_util.tree_structure(out)
+    cts = list(pullback(tree_util.tree_unflatten(out_tree, u)))
+    header = where.header("check_vjp")
+    for name, xi, ct in zip(flat.diff_names, x, cts, strict=True):
+        ct = np.asarray(ct)
+        if ct.shape != xi.shape or ct.dtype != xi.dtype:
+            raise AssertionError(
+                f"{header}: the cotangent of {name} is {ct.dtype}{list(ct.shape)} but the "
+                f"argument is {xi.dtype}{list(xi.shape)}"
+            )
+    v = [_random_like(rng, xi) for xi in x]
+    dtypes = [xi.dtype for xi in x] + [np.asarray(o).dtype for o in outs]
+    atol, rtol = opts.tolerances(dtypes)
+
+    def mismatch(v_used):
+        _, jv = api.jvp(flat.call, x, v_used)
+        float_u = [uk for uk, fl in zip(u, is_float) if fl]
+        float_jv = [jk for jk, fl in zip(tree_util.tree_leaves(jv), is_float) if fl]
+        lhs, lhs_norm = _inner(float_u, float_jv)
+        rhs, rhs_norm = _inner(cts, v_used)
+        err = float(np.abs(lhs - rhs))
+        bound = atol + rtol * max(lhs_norm, rhs_norm)
+        return err, bound, lhs, rhs
+
+    err, bound, lhs, rhs = mismatch(v)
+    if err <= bound:
+        return
+    culprits = [
+        name
+        for k, name in enumerate(flat.diff_names)
+        if not (lambda e: e[0] <= e[1])(
+            mismatch([vi if j == k else np.zeros_like(vi) for j, vi in enumerate(v)])
+        )
+    ]
+    rel = err / max(abs(lhs), abs(rhs), np.finfo(float).tiny)
+    args_str = ", ".join(culprits) if culprits else "only the combined direction of all arguments"
+    raise AssertionError(
+        f"{header}: VJP violates <u, J v> = <J^T u, v> for random u, v\n"
+        f"  argument(s): {args_str}\n"
+        f"  <u, J v> = {_fmt(lhs)} (by jvp), <J^T u, v> = {_fmt(rhs)} (by vjp)\n"
+        f"  max abs error {_fmt(err)}, max rel error {_fmt(rel)} "
+        f"(tolerance {_fmt(bound)} = atol {atol:g} + rtol {rtol:g} x product norm)"
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# Derivative functions, for the next order
+
+
+def _jvp_function(f: Callable) -> Callable:
+    """(args, tangents) -> (f(*args), J t), tangents shaped like args with None at non-floats."""
+
+    def f_jvp(args, tangents):
+        flat = _Flat(f, args)
+        return api.jvp(flat.call, flat.diff_leaves, tree_util.tree_leaves(tangents))
+
+    return f_jvp
+
+
+def _vjp_function(f: Callable) -> Callable:
+    """(args, cotangent) -> J^T cotangent, shaped like args with None at non-float leaves."""
+
+    def f_vjp(args, cotangent):
+        flat = _Flat(f, args)
+        _, pullback = api.vjp(flat.call, *flat.diff_leaves)
+        return flat.like_args(list(pullback(cotangent)))
+
+    return f_vjp
+
+
+def _check_grads(f, args, order, modes, opts, rng, where: _Where) -> None:
+    flat = _Flat(f, args)
+    if "fwd" in modes:
+        here = _Where(where.order, where.modes + ("fwd",), where.described)
+        _jvp_check(f, args, opts, rng, here)
+        if order > 1:
+            tangents = flat.like_args([_random_like(rng, x) for x in flat.diff_leaves])
+            described = f"(args, tangents) -> jvp({where.described})"
+            _check_grads(
+                _jvp_function(f), (args, tangents), order - 1, modes, opts, rng,
+                _Where(where.order + 1, here.modes, described),
+            )
+    if "rev" in modes:
+        here = _Where(where.order, where.modes + ("rev",), where.described)
+        _vjp_check(f, args, opts, rng, here)
+        if order > 1:
+            out = flat.call(*flat.diff_leaves)
+            ct = tree_util.tree_map(lambda o: _random_like(rng, _as_leaf(o)), out)
+            described = f"(args, cotangent) -> vjp({where.described})"
+            _check_grads(
+                _vjp_function(f), (args, ct), order - 1, modes, opts, rng,
+                _Where(where.order + 1, here.modes, described),
+            )
+
+
+# ---------------------------------------------------------------------------------------------
+# Public checks
+
+
+def check_jvp(
+    f: Callable,
+    args: Sequence[Any],
+    *,
+    atol: float | None = None,
+    rtol: float | None = None,
+    eps: float | None = None,
+    seed: int = 0,
+) -> None:
+    """Check the JVP of `f` at `args` against central differences along a random tangent.
+
+    The JVP along t is compared with (f(x + eps t) - f(x - eps t)) / (2 eps) elementwise, with
+    bound `atol * scale + rtol * |fd|` where scale is max(1, rms of the difference quotient).
+    Inputs of lower precision (float32) are differenced in float64 when `f` accepts them.
+    Non-float outputs must have a zero tangent.
+
+    Args:
+      f: function of positional arguments (pytrees of arrays); float leaves are differentiated,
+        integer and boolean leaves held fixed.
+      args: tuple of positional arguments.
+      atol, rtol: tolerances (default per dtype: 1e-5 for float64, 1e-2 for float32).
+      eps: finite-difference step (default 1e-4 for float64, 1e-2 for float32).
+      seed: seed of the random tangent.
+
+    Returns:
+      None.
+
+    Raises:
+      AssertionError: the JVP disagrees; the message names the output, the argument key path(s)
+        whose tangent alone reproduces the error, the errors and the tolerance.
+      ValueError: `args` has no floating-point leaf.
+
+    Example:
+      >>> from functrans.primitives.elementwise import sin
+      >>> check_jvp(sin, (np.linspace(0.0, 1.0, 5),))
+    """
+    opts = _Options(atol, rtol, eps)
+    _jvp_check(f, tuple(args), opts, np.random.default_rng(seed), _Where(1, ("fwd",)))
+
+
+def check_vjp(
+    f: Callable,
+    args: Sequence[Any],
+    *,
+    atol: float | None = None,
+    rtol: float | None = None,
+    seed: int = 0,
+) -> None:
+    """Check the VJP of `f` at `args` against its JVP by the dot-product identity.
+
+    For random u (output-shaped) and v (input-shaped), <u, J v> from `jvp` must equal
+    <J^T u, v> from `vjp`, within `atol + rtol * ||u * Jv||`; no Jacobian is built. The
+    cotangents must also have the shapes and dtypes of the arguments.
+
+    Args:
+      f: function of positional arguments (pytrees of arrays); float leaves are differentiated.
+      args: tuple of positional arguments.
+      atol, rtol: tolerances (default per dtype: 1e-5 for float64, 1e-2 for float32).
+      seed: seed of u and v.
+
+    Returns:
+      None.
+
+    Raises:
+      AssertionError: the identity fails or a cotangent has the wrong shape or dtype; the
+        message names the argument key path(s), the errors and the tolerance.
+      ValueError: `args` has no floating-point leaf.
+
+    Example:
+      >>> from functrans.primitives.elementwise import mul
+      >>> check_vjp(mul, (np.ones(3), np.arange(3.0)))
+    """
+    opts = _Options(atol, rtol, None)
+    _vjp_check(f, tuple(args), opts, np.random.default_rng(seed), _Where(1, ("rev",)))
+
+
+def check_grads(
+    f: Callable,
+    args: Sequence[Any],
+    order: int = 2,
+    modes: Sequence[str] = ("fwd", "rev"),
+    atol: float | None = None,
+    rtol: float | None = None,
+    eps: float | None = None,
+    seed: int = 0,
+) -> None:
+    """Check derivatives of `f` at `args` up to `order`, in forward and/or reverse mode.
+
+    Order 1 runs `check_jvp` ("fwd") and `check_vjp` ("rev"). Order k+1 checks the derivative
+    functions of order k: `(args, tangents) -> jvp(f, args, tangents)` for "fwd" and
+    `(args, cotangent) -> vjp(f, *args)[1](cotangent)` for "rev", each again in every mode, at
+    random tangents and cotangents. Key paths in messages of order >= 2 refer to those
+    functions' arguments: `args[0]` is the original arguments, `args[1]` the tangent/cotangent.
+
+    Args:
+      f: function of positional arguments (pytrees of arrays).
+      args: tuple of positional arguments.
+      order: highest derivative order to check (>= 1).
+      modes: any of "fwd" and "rev".
+      atol, rtol, eps: as for check_jvp (defaults per dtype).
+      seed: seed of all random directions.
+
+    Returns:
+      None.
+
+    Raises:
+      AssertionError: a check fails; the message says which check, order and mode(s), which
+        argument, the errors and the tolerance.
+      ValueError: bad `order` or `modes`, or no floating-point leaf in `args`.
+
+    Example:
+      >>> import functrans.numpy as fnp
+      >>> check_grads(lambda x, p: fnp.sum(fnp.sin(x) * p["w"]),
+      ...             (np.ones(3), {"w": np.arange(3.0)}), order=2)
+    """
+    modes = tuple(modes)
+    if order < 1 or not modes or not set(modes) <= {"fwd", "rev"}:
+        raise ValueError(
+            f"check_grads: order must be >= 1 and modes a non-empty subset of ('fwd', 'rev'); "
+            f"got order={order!r}, modes={modes!r}"
+        )
+    opts = _Options(atol, rtol, eps)
+    _check_grads(f, tuple(args), order, modes, opts, np.random.default_rng(seed), _Where())
