@@ -154,14 +154,18 @@ def _flat_fun(partial: _Partial, has_aux: bool, transform: str, store: dict) -> 
     return flat_fun
 
 
-def _finish(x: Any) -> Any:
-    """A value leaving a transformation: symbolic zeros become arrays, read-only views copies,
-    and 0-d arrays NumPy scalars (as NumPy's own scalar results are)."""
+def _finish(x: Any, inputs: Sequence[Any] = ()) -> Any:
+    """A value leaving a transformation, owned by the user: symbolic zeros become arrays, 0-d
+    arrays NumPy scalars (as NumPy's own scalar results are), and read-only views or views of
+    the user's `inputs` (e.g. the cotangent of an identity) become copies, so updating a
+    result in place can never change an input."""
     x = instantiate(x)
     if type(x) is np.ndarray:
         if not x.ndim:
             return x[()]
-        if not x.flags.writeable:
+        if not x.flags.writeable or any(
+            type(i) is np.ndarray and np.may_share_memory(x, i) for i in inputs
+        ):
             return x.copy()
     return x
 
@@ -254,8 +258,9 @@ def jvp(fun: Callable, primals: Sequence[Any], tangents: Sequence[Any], has_aux:
     store: dict = {}
     outs, t_outs, aux = jvp_flat(_flat_fun(partial, has_aux, "jvp", store), partial.flat, flat_t)
     out_tree = store["out_tree"]
-    primals_out = tree_util.tree_unflatten(out_tree, [_finish(o) for o in outs])
-    tangents_out = tree_util.tree_unflatten(out_tree, [_finish(t) for t in t_outs])
+    ins = partial.flat + flat_t
+    primals_out = tree_util.tree_unflatten(out_tree, [_finish(o, ins) for o in outs])
+    tangents_out = tree_util.tree_unflatten(out_tree, [_finish(t, ins) for t in t_outs])
     if has_aux:
         return primals_out, tangents_out, aux
     return primals_out, tangents_out
@@ -283,9 +288,9 @@ def linearize(fun: Callable, *primals: Any, has_aux: bool = False):
         flat_t = _check_matching(
             "linearize", "tangents", in_tree, in_avals, tangents, against="primals"
         )
-        return tree_util.tree_unflatten(out_tree, [_finish(t) for t in lin(flat_t)])
+        return tree_util.tree_unflatten(out_tree, [_finish(t, flat_t) for t in lin(flat_t)])
 
-    primals_out = tree_util.tree_unflatten(out_tree, [_finish(o) for o in outs])
+    primals_out = tree_util.tree_unflatten(out_tree, [_finish(o, partial.flat) for o in outs])
     return (primals_out, f_jvp, aux) if has_aux else (primals_out, f_jvp)
 
 
@@ -299,7 +304,7 @@ def _make_pullback(transform, lin: LinearFunction, out_tree, out_avals, unflatte
             transform, "cotangent", out_tree, out_avals, cotangents, against="the output"
         )
         cts_in = lin.transpose(flat_ct)
-        return unflatten_inputs([_finish(ct) for ct in cts_in])
+        return unflatten_inputs([_finish(ct, flat_ct) for ct in cts_in])
 
     return pullback
 
@@ -334,7 +339,7 @@ def vjp(fun: Callable, *primals: Any, has_aux: bool = False):
         [aval_of(o) for o in outs],
         lambda flat: partial.unflatten_inputs(flat, single=False),
     )
-    primals_out = tree_util.tree_unflatten(out_tree, [_finish(o) for o in outs])
+    primals_out = tree_util.tree_unflatten(out_tree, [_finish(o, partial.flat) for o in outs])
     return (primals_out, pullback, aux) if has_aux else (primals_out, pullback)
 
 
@@ -354,7 +359,7 @@ def value_and_grad(fun: Callable, argnums: Argnums = 0, has_aux: bool = False) -
         (out,), lin, aux = _linearize_scalar(partial, has_aux, store)
         ct = np.ones((), aval_of(out).dtype)
         grads = partial.unflatten_inputs([_finish(g) for g in lin.transpose([ct])], single)
-        value = _finish(out)
+        value = _finish(out, partial.flat)
         return ((value, aux), grads) if has_aux else (value, grads)
 
     return value_and_grad_fun

@@ -148,7 +148,7 @@ def vmap(
             raise _axes_error("out_axes", out_axes, out_example, err) from None
         out_paths = [p for p, _ in tree_util.tree_flatten_with_path(out_example)[0]]
         results = [
-            _place_output(o, d, a, size, tree_util.keystr(p))
+            _place_output(o, d, a, size, tree_util.keystr(p), flat_args)
             for o, d, a, p in zip(outs, out_dims, flat_out_axes, out_paths)
         ]
         return tree_util.tree_unflatten(out_tree, results)
@@ -179,7 +179,7 @@ def _batch_size(flat_args, dims, paths, axis_size) -> int:
     return next(iter(sizes))
 
 
-def _place_output(out, dim, axis, size, key) -> Any:
+def _place_output(out, dim, axis, size, key, inputs) -> Any:
     if axis is None:
         if dim is not None:
             raise BatchingError(
@@ -187,14 +187,14 @@ def _place_output(out, dim, axis, size, key) -> Any:
                 f"({aval_of(out).str_short()} with batch axis {dim}); use an integer out_axes "
                 "for it, or make it independent of the mapped inputs."
             )
-        return _finish(out)
+        return _finish(out, inputs)
     ndim = aval_of(out).ndim + (dim is None)
     if not -ndim <= axis < ndim:
         raise BatchingError(
             f"vmap: out_axes{key} is {axis} but the batched output has rank {ndim}; use an axis "
             f"in [{-ndim}, {ndim})."
         )
-    return _finish(bdim_to(out, dim, axis % ndim, size))
+    return _finish(bdim_to(out, dim, axis % ndim, size), inputs)
 
 
 def _chunked(batched, args, flat_args, dims, in_tree, size, chunk_size, out_axes):
