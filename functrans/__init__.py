@@ -19,6 +19,7 @@ from functrans.api import (
 )
 from functrans.api_jacobians import hessian, hvp, jacfwd, jacobian, jacrev
 from functrans.api_vmap import vmap
+from functrans.jit import jit
 from functrans.errors import (
     BatchingError,
     ConcretizationError,
@@ -41,6 +42,7 @@ __all__ = [
     "jacfwd",
     "jacobian",
     "jacrev",
+    "jit",
     "jvp",
     "linear_transpose",
     "linearize",

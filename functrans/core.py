@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import contextlib
 import itertools
+import os
+import sys
 import math
 from collections.abc import Callable, Iterator, Sequence
 from contextvars import ContextVar
@@ -343,6 +345,7 @@ class Tracer:
         know it raise ConcretizationError."""
         raise ConcretizationError(
             f"{what} of a traced value {self.aval.str_short()} inside {type(self._trace).__name__}"
+            f" at {user_location()}"
             ": its value is not known while tracing. Use functrans.numpy.where for "
             "value-dependent choices (functrans.lax.cond is planned), or pass the value as a "
             "non-traced (static) argument."
@@ -375,6 +378,19 @@ class Tracer:
 
     def __repr__(self):
         return f"{type(self).__name__}<{self.aval.str_short()}>"
+
+
+def user_location() -> str:
+    """'file:line' of the innermost stack frame outside functrans (the user's code)."""
+    frame = sys._getframe(1)
+    while frame is not None and frame.f_code.co_filename.startswith(_PACKAGE_DIR):
+        frame = frame.f_back
+    if frame is None:
+        return "<unknown>"
+    return f"{frame.f_code.co_filename}:{frame.f_lineno}"
+
+
+_PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__)) + os.sep
 
 
 def operator_index(x) -> int:

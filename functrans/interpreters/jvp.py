@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from functrans.core import Trace, Tracer, Zero, _current_trace, aval_of
+from functrans.core import Trace, Tracer, Zero, _current_trace, aval_of, leaked_tracer_error
 
 
 class JVPTracer(Tracer):
@@ -30,6 +30,8 @@ class JVPTracer(Tracer):
 
     def to_concrete(self, what: str):
         # The primal is known (or known further down), so Python control flow on values works.
+        if not self._trace.alive:
+            raise leaked_tracer_error(self)
         p = self.primal
         return p.to_concrete(what) if isinstance(p, Tracer) else p
 

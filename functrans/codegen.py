@@ -1,0 +1,175 @@
+"""Code generation: a closed Jaxpr becomes straight-line Python source calling NumPy.
+
+The generated function assigns one local per equation and deletes each array as soon as its last
+use has run, so peak memory matches what the program needs. A program whose values are all
+float64/bool scalars also gets a second version on Python floats (`math.sin`, `*`, ...), which
+costs a fraction of a NumPy call per operation; where Python arithmetic would raise (division by
+zero, log of 0, overflow) the NumPy version runs instead, so results keep NumPy's semantics.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+from typing import Any, Callable
+
+import numpy as np
+
+from functrans.ir import Jaxpr, Literal, Var
+
+# Array-mode templates for primitives whose NumPy form is an operator or a method.
+_ARRAY_TEMPLATES: dict[str, str] = {
+    "add": "{0} + {1}",
+    "sub": "{0} - {1}",
+    "mul": "{0} * {1}",
+    "div": "{0} / {1}",
+    "neg": "-{0}",
+    "stop_gradient": "{0}",
+}
+
+# Scalar-mode templates (Python floats and bools); anything else calls its NumPy impl.
+_SCALAR_TEMPLATES: dict[str, str] = {
+    **_ARRAY_TEMPLATES,
+    "sin": "math.sin({0})",
+    "cos": "math.cos({0})",
+    "tan": "math.tan({0})",
+    "tanh": "math.tanh({0})",
+    "exp": "math.exp({0})",
+    "log": "math.log({0})",
+    "log1p": "math.log1p({0})",
+    "expm1": "math.expm1({0})",
+    "sqrt": "math.sqrt({0})",
+    "abs": "abs({0})",
+    "eq": "({0} == {1})",
+    "ne": "({0} != {1})",
+    "lt": "({0} < {1})",
+    "le": "({0} <= {1})",
+    "gt": "({0} > {1})",
+    "ge": "({0} >= {1})",
+    "and": "({0} and {1})",
+    "or": "({0} or {1})",
+    "not": "(not {0})",
+}
+
+_SCALAR_DTYPES = (np.dtype(np.float64), np.dtype(bool))
+
+
+class Generated:
+    """The generated source and the callable it defines (flat arrays in, tuple out)."""
+
+    def __init__(self, source: str, fn: Callable, scalar_source: str | None, scalar_fn):
+        self.source = source
+        self.fn = fn
+        self.scalar_source = scalar_source
+        self.scalar_fn = scalar_fn
+
+    def __call__(self, *args):
+        if self.scalar_fn is not None:
+            try:
+                return self.scalar_fn(*args)
+            except (ArithmeticError, ValueError):
+                pass  # Python float semantics differ here (e.g. 1/0): use NumPy's
+        return self.fn(*args)
+
+
+def _is_scalar_program(jaxpr: Jaxpr) -> bool:
+    avals = [v.aval for v in jaxpr.invars + jaxpr.outvars] + [
+        v.aval for e in jaxpr.eqns for v in e.outputs
+    ]
+    return all(a.shape == () and a.dtype in _SCALAR_DTYPES for a in avals)
+
+
+def _emit_call(eqn, names_in: list[str], namespace: dict, scalar: bool) -> str:
+    name = eqn.prim.name
+    templates = _SCALAR_TEMPLATES if scalar else _ARRAY_TEMPLATES
+    if name in templates:
+        return templates[name].format(*names_in)
+    if name == "integer_pow" and eqn.params["y"] in (2, 3):
+        return " * ".join([names_in[0]] * eqn.params["y"])
+    if scalar and name == "select_n" and len(names_in) == 3:
+        return f"({names_in[2]} if {names_in[0]} else {names_in[1]})"
+    if scalar and name == "convert_element_type":
+        dtype = eqn.params["new_dtype"]
+        return f"{'float' if dtype.kind == 'f' else 'bool'}({names_in[0]})"
+    impl = eqn.prim.impl
+    if isinstance(impl, np.ufunc) and not eqn.params:
+        return f"np.{impl.__name__}({', '.join(names_in)})"
+    fn_name = f"_{name}_{len(namespace)}"
+    namespace[fn_name] = functools.partial(impl, **eqn.params) if eqn.params else impl
+    return f"{fn_name}({', '.join(names_in)})"
+
+
+def _source(jaxpr: Jaxpr, const_names: list[str], namespace: dict, scalar: bool) -> str:
+    names: dict[Var, str] = {}
+    for v, n in zip(jaxpr.constvars, const_names, strict=True):
+        names[v] = n
+    args = []
+    for i, v in enumerate(jaxpr.invars):
+        names[v] = f"a{i}"
+        args.append(f"a{i}")
+
+    def ref(a) -> str:
+        if type(a) is Literal:
+            val = a.val.item() if hasattr(a.val, "item") else a.val
+            if scalar:
+                return repr(val)
+            lit = f"_lit{len(namespace)}"
+            namespace[lit] = np.asarray(a.val)
+            return lit
+        return names[a]
+
+    # last use of every variable, to free arrays early
+    last_use: dict[Var, int] = {}
+    for i, eqn in enumerate(jaxpr.eqns):
+        for a in eqn.inputs:
+            if type(a) is Var:
+                last_use[a] = i
+    keep = {a for a in jaxpr.outvars if type(a) is Var} | set(jaxpr.constvars)
+
+    lines = [f"def program({', '.join(args)}):"]
+    if scalar:  # unbox NumPy scalars / 0-d arrays once: Python floats are far cheaper
+        for v, a in zip(jaxpr.invars, args, strict=True):
+            lines.append(f"    {a} = {'float' if v.aval.dtype.kind == 'f' else 'bool'}({a})")
+    for i, eqn in enumerate(jaxpr.eqns):
+        outs = []
+        for v in eqn.outputs:
+            names[v] = f"v{len(names)}"
+            outs.append(names[v])
+        expr = _emit_call(eqn, [ref(a) for a in eqn.inputs], namespace, scalar)
+        lhs = ", ".join(outs) + ("," if eqn.prim.multiple_results and len(outs) == 1 else "")
+        lines.append(f"    {lhs} = {expr}  # {eqn.prim.name}")
+        if not scalar:
+            dead = [
+                names[a]
+                for a in dict.fromkeys(x for x in eqn.inputs if type(x) is Var)
+                if last_use.get(a) == i and a not in keep
+            ]
+            if dead:
+                lines.append(f"    del {', '.join(dead)}")
+    outs = [ref(a) for a in jaxpr.outvars]
+    if scalar:
+        outs = [
+            f"_np_{'float64' if a.aval.dtype.kind == 'f' else 'bool_'}({o})"
+            for a, o in zip(jaxpr.outvars, outs, strict=True)
+        ]
+    lines.append(f"    return ({', '.join(outs)}{',' if len(outs) == 1 else ''})")
+    return "\n".join(lines)
+
+
+def generate(jaxpr: Jaxpr, consts: list[Any]) -> Generated:
+    """Compile a closed program to Python source (and a scalar version when it applies)."""
+    const_names = [f"c{i}" for i in range(len(consts))]
+    base = {"np": np, "math": math, "_np_float64": np.float64, "_np_bool_": np.bool_}
+    base.update(zip(const_names, consts, strict=True))
+    namespace = dict(base)
+    source = _source(jaxpr, const_names, namespace, scalar=False)
+    exec(compile(source, "<functrans.jit>", "exec"), namespace)  # noqa: S102 - our own source
+    fn = namespace["program"]
+    scalar_source = scalar_fn = None
+    if _is_scalar_program(jaxpr) and all(np.ndim(c) == 0 for c in consts):
+        scalar_ns = dict(base)
+        scalar_ns.update((n, np.asarray(c).item()) for n, c in zip(const_names, consts, strict=True))
+        scalar_source = _source(jaxpr, const_names, scalar_ns, scalar=True)
+        exec(compile(scalar_source, "<functrans.jit scalar>", "exec"), scalar_ns)  # noqa: S102
+        scalar_fn = scalar_ns["program"]
+    return Generated(source, fn, scalar_source, scalar_fn)
