@@ -19,7 +19,6 @@ from functrans.api import (
 )
 from functrans.api_jacobians import hessian, hvp, jacfwd, jacobian, jacrev
 from functrans.api_vmap import vmap
-from functrans.jit import jit
 from functrans.errors import (
     BatchingError,
     ConcretizationError,
@@ -27,6 +26,7 @@ from functrans.errors import (
     NonDifferentiableInputError,
     NonScalarOutputError,
 )
+from functrans.jit import jit
 
 __version__ = "0.1.0"
 

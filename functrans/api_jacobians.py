@@ -20,8 +20,7 @@ from functrans.api import Argnums, _finish, _flat_fun, _Partial, grad, jvp, jvp_
 from functrans.api_vmap import vmap_flat
 from functrans.core import ShapedArray, aval_of, instantiate
 from functrans.interpreters.partial_eval import linearize_flat
-from functrans.primitives import concatenate, reshape, slice_, transpose
-from functrans.primitives.base import bdim_to
+from functrans.primitives import bdim_to, concatenate, reshape, slice_, transpose
 
 
 def _standard_basis(avals: Sequence[ShapedArray]) -> tuple[list[np.ndarray], int]:

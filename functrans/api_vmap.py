@@ -18,8 +18,7 @@ from functrans.api import _as_array, _finish
 from functrans.core import _current_trace, aval_of
 from functrans.errors import BatchingError, TreeStructureError
 from functrans.interpreters.batching import BatchTrace, BatchTracer
-from functrans.primitives import concatenate, slice_
-from functrans.primitives.base import bdim_to
+from functrans.primitives import bdim_to, concatenate, slice_
 
 
 def vmap_flat(

@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import functools
 import math
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 
@@ -168,7 +169,9 @@ def generate(jaxpr: Jaxpr, consts: list[Any]) -> Generated:
     scalar_source = scalar_fn = None
     if _is_scalar_program(jaxpr) and all(np.ndim(c) == 0 for c in consts):
         scalar_ns = dict(base)
-        scalar_ns.update((n, np.asarray(c).item()) for n, c in zip(const_names, consts, strict=True))
+        scalar_ns.update(
+            (n, np.asarray(c).item()) for n, c in zip(const_names, consts, strict=True)
+        )
         scalar_source = _source(jaxpr, const_names, scalar_ns, scalar=True)
         exec(compile(scalar_source, "<functrans.jit scalar>", "exec"), scalar_ns)  # noqa: S102
         scalar_fn = scalar_ns["program"]

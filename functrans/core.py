@@ -12,9 +12,9 @@ from __future__ import annotations
 
 import contextlib
 import itertools
+import math
 import os
 import sys
-import math
 from collections.abc import Callable, Iterator, Sequence
 from contextvars import ContextVar
 from typing import Any
@@ -237,6 +237,17 @@ class Trace:
 
     def process_primitive(self, prim: Primitive, args: Sequence[Any], params: dict):
         raise NotImplementedError  # abstract: every concrete trace overrides this
+
+    def forward(self, prim: Primitive, args: Sequence[Any], params: dict):
+        """Apply `prim` one level down (the parent trace), as if bound there."""
+        parent = self.parent
+        if parent is eval_trace:
+            return prim.impl(*args, **params)  # callers have checked args for dead tracers
+        token = _current_trace.set(parent)
+        try:
+            return parent.process_primitive(prim, args, params)
+        finally:
+            _current_trace.reset(token)
 
     def check_foreign(self, x: Tracer) -> None:
         """A tracer this trace does not own must come from a live trace further out."""

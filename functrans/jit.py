@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import functools
 import inspect
-from typing import Any, Callable, Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 from functrans import tree_util
 from functrans.api import _as_array, _finish
@@ -55,7 +56,9 @@ class Lowered:
 class Jitted:
     """A function staged once per input signature; call it like the original."""
 
-    def __init__(self, fun: Callable, static_argnums: Sequence[int], static_argnames: Sequence[str]):
+    def __init__(
+        self, fun: Callable, static_argnums: Sequence[int], static_argnames: Sequence[str]
+    ):
         self.fun = fun
         self._static_argnums = tuple(static_argnums)
         self._static_argnames = tuple(static_argnames)
@@ -78,8 +81,12 @@ class Jitted:
         leaves, in_tree = tree_util.tree_flatten((dyn_args, dyn_kwargs))
         leaves = [_as_jit_leaf(x, self.fun) for x in leaves]
         try:
-            key = (in_tree, tuple((x.shape, x.dtype) for x in map(aval_of, leaves)), static_pos,
-                   static_kw)
+            key = (
+                in_tree,
+                tuple((x.shape, x.dtype) for x in map(aval_of, leaves)),
+                static_pos,
+                static_kw,
+            )
             hash(key)
         except TypeError:
             raise TypeError(
@@ -179,10 +186,15 @@ def jit(
     names = (static_argnames,) if isinstance(static_argnames, str) else tuple(static_argnames)
     try:
         params = inspect.signature(fun).parameters
-        positional = [p.name for p in params.values() if p.kind in (
-            p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+        positional = [
+            p.name
+            for p in params.values()
+            if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)
+        ]
         # static_argnums and static_argnames name the same arguments, as in JAX
-        names = names + tuple(positional[i] for i in nums if -len(positional) <= i < len(positional))
+        names = names + tuple(
+            positional[i] for i in nums if -len(positional) <= i < len(positional)
+        )
         nums = nums + tuple(positional.index(n) for n in names if n in positional)
     except (TypeError, ValueError):
         pass

@@ -171,8 +171,12 @@ def _literalize(p: _Program) -> None:
     if not subst:
         return
     p.eqns = [
-        Eqn(e.prim, [subst.get(a, a) if type(a) is Var else a for a in e.inputs], e.params,
-            e.outputs)
+        Eqn(
+            e.prim,
+            [subst.get(a, a) if type(a) is Var else a for a in e.inputs],
+            e.params,
+            e.outputs,
+        )
         for e in p.eqns
     ]
     p.outvars = [subst.get(a, a) if type(a) is Var else a for a in p.outvars]
@@ -190,4 +194,3 @@ def simplify(jaxpr: Jaxpr, consts: list[Any]) -> tuple[Jaxpr, list[Any]]:
             break
     _literalize(p)
     return p.close()
-

@@ -18,7 +18,7 @@ import functrans
 from functrans.core import ShapedArray, Zero, aval_of
 from functrans.ir import eval_jaxpr, typecheck
 from functrans.testing import check_grads, check_jvp, check_vjp
-from tests.cases import CASES, Case
+from cases import CASES, Case
 
 BATCH = 3
 

@@ -61,10 +61,10 @@ class BatchTrace(Trace):
                     self.check_foreign(x)
                 vals.append(x)
                 dims.append(None)
+        if not batched:
+            return self.forward(prim, vals, params)
         token = _current_trace.set(self.parent)
         try:
-            if not batched:
-                return prim.bind(*vals, **params)
             out, out_dim = prim.batch(vals, dims, **params)
         finally:
             _current_trace.reset(token)

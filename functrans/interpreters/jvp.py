@@ -53,10 +53,10 @@ class JVPTrace(Trace):
                     self.check_foreign(x)
                 primals.append(x)
                 tangents.append(None)
+        if not differentiating:
+            return self.forward(prim, primals, params)
         token = _current_trace.set(self.parent)
         try:
-            if not differentiating:
-                return prim.bind(*primals, **params)
             tangents = [Zero(aval_of(p)) if t is None else t for p, t in zip(primals, tangents)]
             primal_out, tangent_out = prim.jvp(primals, tangents, **params)
         finally:

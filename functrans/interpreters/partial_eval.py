@@ -13,7 +13,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from functrans import tree_util
-from functrans.core import ShapedArray, Zero, _current_trace, aval_of, instantiate
+from functrans.core import ShapedArray, Tracer, Zero, _current_trace, aval_of, instantiate
 from functrans.interpreters.jvp import JVPTrace, JVPTracer
 from functrans.interpreters.staging import StagingTrace, StagingTracer
 from functrans.interpreters.transpose import backward_pass
@@ -25,13 +25,11 @@ class PartialEvalTrace(StagingTrace):
 
     def process_primitive(self, prim, args, params):
         for x in args:
-            if type(x) is StagingTracer and x._trace is self:
-                return StagingTrace.process_primitive(self, prim, args, params)
-        token = _current_trace.set(self.parent)
-        try:
-            return prim.bind(*args, **params)
-        finally:
-            _current_trace.reset(token)
+            if isinstance(x, Tracer):
+                if type(x) is StagingTracer and x._trace is self:
+                    return StagingTrace.process_primitive(self, prim, args, params)
+                self.check_foreign(x)
+        return self.forward(prim, args, params)
 
 
 class LinearFunction:

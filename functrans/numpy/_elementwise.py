@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from functrans.core import aval_of
+from functrans.core import Tracer, aval_of
 from functrans.numpy._base import (
     asarray,
     broadcast_all,
@@ -19,7 +19,11 @@ def _unary_inexact(prim_fn):
     """A NumPy ufunc of one operand that maps integers to float64 (as NumPy does)."""
 
     def fn(x):
-        (x,) = promote(x, to_inexact=True)
+        if (
+            not (isinstance(x, Tracer) or type(x) is np.ndarray)
+            or aval_of(x).dtype.kind not in "fc"
+        ):
+            (x,) = promote(x, to_inexact=True)
         return prim_fn(x)
 
     fn.__name__ = prim_fn.__name__

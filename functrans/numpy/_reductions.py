@@ -9,7 +9,7 @@ import numpy as np
 from functrans.core import aval_of
 from functrans.numpy._base import asarray, normalize_axes, normalize_axis
 from functrans.primitives import elementwise as ew
-from functrans.primitives import full, reshape
+from functrans.primitives import full, reduce_sum, reshape
 from functrans.primitives import reductions as red
 
 
@@ -38,7 +38,7 @@ def _sum_dtype(dtype: np.dtype) -> np.dtype | None:
 
 def sum(x, axis=None, dtype=None, keepdims=False):  # noqa: A001 - the NumPy name
     x = asarray(x)
-    return _reduce(red.reduce_sum, x, axis, keepdims, dtype or _sum_dtype(aval_of(x).dtype))
+    return _reduce(reduce_sum, x, axis, keepdims, dtype or _sum_dtype(aval_of(x).dtype))
 
 
 def prod(x, axis=None, dtype=None, keepdims=False):

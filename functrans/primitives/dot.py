@@ -14,8 +14,8 @@ import numpy as np
 
 from functrans.core import Primitive, ShapedArray, Zero, aval_of, is_undefined
 from functrans.primitives import elementwise as ew
-from functrans.primitives.base import moveaxis, require_linear
-from functrans.primitives.structural import transpose
+from functrans.primitives.base import require_linear
+from functrans.primitives.structural import moveaxis, transpose
 
 dot_general_p = Primitive("dot_general")
 

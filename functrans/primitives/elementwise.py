@@ -1,28 +1,143 @@
 """Elementwise primitives: arithmetic, transcendental functions, comparisons, select, casts.
 
+The family constructors `unary` and `binary` declare a primitive with all of its rules in one
+call, so the common case reads like a table of calculus:
+`sin_p = unary("sin", np.sin, deriv=lambda x, y: cos(x))`. Derivatives are written with
+primitives, so rules differentiate again.
+
 Operands of a binary primitive have exactly one shape and dtype (functrans.numpy broadcasts and
 promotes first). Each primitive is declared once, with all its rules, in one block below.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 import numpy as np
 
-from functrans.core import Primitive, ShapedArray, Zero, aval_of, is_float_dtype, is_undefined
-from functrans.primitives.base import (
-    binary,
-    check_same_avals,
-    ct_like,
-    elementwise_batch,
-    linear_jvp,
-    require_linear,
-    unary,
+from functrans.core import (
+    Primitive,
+    ShapedArray,
+    UndefPrimal,
+    Zero,
+    aval_of,
+    is_float_dtype,
+    is_undefined,
 )
-from functrans.primitives.structural import full_like, zeros
+from functrans.primitives.base import batch_size, check_same_avals, require_linear
+from functrans.primitives.structural import bdim_to, full_like, linear_jvp, zeros
 
 
 def _bool_dtype(_):
     return np.dtype(bool)
+
+
+def ct_like(ct: Any, aval: ShapedArray) -> Any:
+    """The cotangent as the operand's dtype (a float32 operand takes a float32 cotangent)."""
+    return ct if aval_of(ct).dtype == aval.dtype else convert_element_type(ct, new_dtype=aval.dtype)
+
+
+def elementwise_batch(prim: Primitive) -> Callable:
+    """Batch rule for an elementwise primitive: align the batch axes, then apply it once."""
+
+    def batch(vals, dims, **params):
+        dst = next(d for d in dims if d is not None)
+        if all(d == dst for d in dims):
+            return prim.bind(*vals, **params), dst
+        size = batch_size(vals, dims)
+        vals = [bdim_to(v, d, dst, size) for v, d in zip(vals, dims)]
+        return prim.bind(*vals, **params), dst
+
+    return batch
+
+
+# ---------------------------------------------------------------------------------------------
+# Families
+
+
+def unary(
+    name: str,
+    impl: Callable,
+    *,
+    deriv: Callable[..., Any] | None = None,
+    zero_derivative: bool = False,
+    out_dtype: Callable[[np.dtype], np.dtype] | None = None,
+) -> Primitive:
+    """An elementwise primitive of one operand.
+
+    deriv(x, y, **params) gives dy/dx from the input x and output y (with primitives);
+    zero_derivative marks piecewise-constant functions (floor, sign, ...).
+    """
+    p = Primitive(name)
+    p.impl = impl
+
+    def abstract_eval(aval, **params):
+        return aval if out_dtype is None else ShapedArray(aval.shape, out_dtype(aval.dtype))
+
+    p.abstract_eval = abstract_eval
+    if deriv is not None:
+
+        def jvp(primals, tangents, **params):
+            (x,), (t,) = primals, tangents
+            y = p.bind(x, **params)
+            return y, mul(t, deriv(x, y, **params))
+
+        p.jvp = jvp
+    elif zero_derivative:
+
+        def zero_jvp(primals, tangents, **params):
+            y = p.bind(*primals, **params)
+            return y, Zero(aval_of(y))
+
+        p.jvp = zero_jvp
+    p.batch = elementwise_batch(p)
+    return p
+
+
+def binary(
+    name: str,
+    impl: Callable,
+    *,
+    derivs: tuple[Callable | None, Callable | None] | None = None,
+    zero_derivative: bool = False,
+    out_dtype: Callable[[np.dtype], np.dtype] | None = None,
+) -> Primitive:
+    """An elementwise primitive of two operands of identical shape and dtype.
+
+    derivs[i](x, y, out) gives d out / d operand_i (None: that partial is zero).
+    """
+    p = Primitive(name)
+    p.impl = impl
+
+    def abstract_eval(x, y, **params):
+        a = check_same_avals(name, (x, y))
+        return a if out_dtype is None else ShapedArray(a.shape, out_dtype(a.dtype))
+
+    p.abstract_eval = abstract_eval
+    if derivs is not None:
+
+        def jvp(primals, tangents, **params):
+            x, y = primals
+            out = p.bind(x, y, **params)
+            t_out = None
+            for t, d in zip(tangents, derivs):
+                if type(t) is Zero or d is None:
+                    continue
+                term = mul(t, d(x, y, out))
+                t_out = term if t_out is None else add(t_out, term)
+            return out, Zero(aval_of(out)) if t_out is None else t_out
+
+        p.jvp = jvp
+    elif zero_derivative:
+
+        def zero_jvp(primals, tangents, **params):
+            out = p.bind(*primals, **params)
+            return out, Zero(aval_of(out))
+
+        p.jvp = zero_jvp
+    p.batch = elementwise_batch(p)
+    return p
 
 
 # ---------------------------------------------------------------------------------------------
@@ -85,8 +200,8 @@ mul_p = binary("mul", np.multiply, derivs=(lambda x, y, out: y, lambda x, y, out
 
 
 def _mul_transpose(ct, x, y):
-    require_linear("mul", x, y)
-    if is_undefined(x):
+    if type(x) is UndefPrimal:
+        require_linear("mul", x, y)
         return [mul(ct, y), None]
     return [None, mul(x, ct)]
 

@@ -18,66 +18,35 @@ from functrans.primitives.structural import (
     broadcast_in_dim,
     concatenate,
     full,
+    kept_dims,
+    reduce_sum,
+    reduced_aval,
+    reduction_batch_axes,
     reshape,
     slice_,
     transpose,
 )
 
 
-def _reduced_aval(x: ShapedArray, axes: tuple[int, ...], dtype=None) -> ShapedArray:
-    if any(not 0 <= a < x.ndim for a in axes) or len(set(axes)) != len(axes):
-        raise TypeError(f"reduction axes {axes} are out of range for {x.str_short()}")
-    shape = tuple(n for i, n in enumerate(x.shape) if i not in axes)
-    return ShapedArray(shape, x.dtype if dtype is None else dtype)
-
-
-def _batch_axes(axes: tuple[int, ...], d: int) -> tuple[tuple[int, ...], int]:
-    """Axes of the operand with a batch axis at d, and the batch axis of the result."""
-    physical = tuple(a if a < d else a + 1 for a in axes)
-    return physical, d - sum(a < d for a in axes)
-
-
-def _kept_dims(ndim: int, axes: tuple[int, ...]) -> tuple[int, ...]:
-    return tuple(i for i in range(ndim) if i not in axes)
-
-
 def _expand(y, x_aval: ShapedArray, axes):
     """Broadcast a reduced value back over the reduced axes."""
     return broadcast_in_dim(
-        y, shape=x_aval.shape, broadcast_dimensions=_kept_dims(x_aval.ndim, axes)
+        y, shape=x_aval.shape, broadcast_dimensions=kept_dims(x_aval.ndim, axes)
     )
 
 
 def reduction(name: str, impl) -> Primitive:
     p = Primitive(name)
     p.impl = impl
-    p.abstract_eval = lambda x, *, axes: _reduced_aval(x, axes)
+    p.abstract_eval = lambda x, *, axes: reduced_aval(x, axes)
 
     def batch(vals, dims, *, axes):
         (x,), (d,) = vals, dims
-        physical, out_dim = _batch_axes(axes, d)
+        physical, out_dim = reduction_batch_axes(axes, d)
         return p.bind(x, axes=physical), out_dim
 
     p.batch = batch
     return p
-
-
-# ---------------------------------------------------------------------------------------------
-# reduce_sum
-
-reduce_sum_p = reduction("reduce_sum", lambda x, *, axes: np.sum(x, axis=axes, dtype=x.dtype))
-reduce_sum_p.jvp = lambda primals, tangents, *, axes: (
-    reduce_sum(primals[0], axes=axes),
-    reduce_sum(tangents[0], axes=axes),
-)
-reduce_sum_p.transpose = lambda ct, x, *, axes: [_expand(ct, x.aval, axes)]
-
-
-def reduce_sum(x, *, axes):
-    axes = tuple(sorted(int(a) for a in axes))
-    if not axes:
-        return x
-    return reduce_sum_p.bind(x, axes=axes)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -149,7 +118,7 @@ def _reduce_prod_jvp(primals, tangents, *, axes):
     (x,), (t,) = primals, tangents
     out = reduce_prod(x, axes=axes)
     aval = aval_of(x)
-    kept = _kept_dims(aval.ndim, axes)
+    kept = kept_dims(aval.ndim, axes)
     n = math.prod([aval.shape[a] for a in axes])
     if n <= 1:
         return out, reduce_sum(t, axes=axes)
@@ -180,7 +149,7 @@ def reduce_prod(x, *, axes):
 def arg_reduction(name: str, np_fn) -> Primitive:
     p = Primitive(name)
     p.impl = lambda x, *, axis, index_dtype: np_fn(x, axis=axis).astype(index_dtype)
-    p.abstract_eval = lambda x, *, axis, index_dtype: _reduced_aval(x, (axis,), index_dtype)
+    p.abstract_eval = lambda x, *, axis, index_dtype: reduced_aval(x, (axis,), index_dtype)
 
     def jvp(primals, tangents, *, axis, index_dtype):
         out = p.bind(primals[0], axis=axis, index_dtype=index_dtype)
@@ -188,7 +157,7 @@ def arg_reduction(name: str, np_fn) -> Primitive:
 
     def batch(vals, dims, *, axis, index_dtype):
         (x,), (d,) = vals, dims
-        (physical,), out_dim = _batch_axes((axis,), d)
+        (physical,), out_dim = reduction_batch_axes((axis,), d)
         return p.bind(x, axis=physical, index_dtype=index_dtype), out_dim
 
     p.jvp = jvp

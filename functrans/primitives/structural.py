@@ -8,12 +8,47 @@ NumPy implementations return views where NumPy allows, so moving batch axes cost
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 
-from functrans.core import Primitive, ShapedArray, aval_of, is_undefined
-from functrans.primitives.base import batch_size, bdim_to, linear_jvp, moveaxis
+from functrans.core import Primitive, ShapedArray, Zero, aval_of, is_undefined
+from functrans.primitives.base import batch_size
+
+# ---------------------------------------------------------------------------------------------
+# Helpers shared by every module: the JVP of linear primitives and moving batch axes
+
+
+def linear_jvp(prim: Primitive) -> Callable:
+    """JVP of a primitive linear in all its operands: apply it to the tangents."""
+
+    def jvp(primals, tangents, **params):
+        out = prim.bind(*primals, **params)
+        tangents = [zeros(t.aval) if type(t) is Zero else t for t in tangents]
+        return out, prim.bind(*tangents, **params)
+
+    return jvp
+
+
+def moveaxis(x: Any, src: int, dst: int) -> Any:
+    """Move one axis of x (a view for NumPy arrays, a transpose primitive when traced)."""
+    if src == dst:
+        return x
+    perm = [i for i in range(aval_of(x).ndim) if i != src]
+    perm.insert(dst, src)
+    return transpose(x, permutation=tuple(perm))
+
+
+def bdim_to(x: Any, d: int | None, dst: int, size: int) -> Any:
+    """x with its batch axis at `dst`; unbatched x is broadcast (a zero-copy view in NumPy)."""
+    if d is not None:
+        return moveaxis(x, d, dst)
+    aval = aval_of(x)
+    shape = aval.shape[:dst] + (size,) + aval.shape[dst:]
+    dims = tuple(i if i < dst else i + 1 for i in range(aval.ndim))
+    return broadcast_in_dim(x, shape=shape, broadcast_dimensions=dims)
+
 
 # ---------------------------------------------------------------------------------------------
 # broadcast_in_dim: operand axis i becomes output axis broadcast_dimensions[i]; size-1 axes and
@@ -44,8 +79,6 @@ def _broadcast_in_dim_abstract_eval(x, *, shape, broadcast_dimensions):
 
 
 def _broadcast_in_dim_transpose(ct, x, *, shape, broadcast_dimensions):
-    from functrans.primitives.reductions import reduce_sum
-
     in_shape = x.aval.shape
     kept = set(broadcast_dimensions)
     summed = [d for d in range(len(shape)) if d not in kept]
@@ -388,3 +421,55 @@ def rev(x, *, dimensions):
     if not dimensions:
         return x
     return rev_p.bind(x, dimensions=dimensions)
+
+
+# ---------------------------------------------------------------------------------------------
+# Reductions: shape helpers shared with reductions.py
+
+
+def reduced_aval(x: ShapedArray, axes: tuple[int, ...], dtype=None) -> ShapedArray:
+    if any(not 0 <= a < x.ndim for a in axes) or len(set(axes)) != len(axes):
+        raise TypeError(f"reduction axes {axes} are out of range for {x.str_short()}")
+    shape = tuple(n for i, n in enumerate(x.shape) if i not in axes)
+    return ShapedArray(shape, x.dtype if dtype is None else dtype)
+
+
+def reduction_batch_axes(axes: tuple[int, ...], d: int) -> tuple[tuple[int, ...], int]:
+    """Axes of the operand with a batch axis at d, and the batch axis of the result."""
+    physical = tuple(a if a < d else a + 1 for a in axes)
+    return physical, d - sum(a < d for a in axes)
+
+
+def kept_dims(ndim: int, axes: tuple[int, ...]) -> tuple[int, ...]:
+    return tuple(i for i in range(ndim) if i not in axes)
+
+
+# ---------------------------------------------------------------------------------------------
+# reduce_sum: linear; its transpose broadcasts back over the summed axes
+
+reduce_sum_p = Primitive("reduce_sum")
+reduce_sum_p.impl = lambda x, *, axes: np.sum(x, axis=axes, dtype=x.dtype)
+reduce_sum_p.abstract_eval = lambda x, *, axes: reduced_aval(x, axes)
+reduce_sum_p.jvp = lambda primals, tangents, *, axes: (
+    reduce_sum(primals[0], axes=axes),
+    reduce_sum(tangents[0], axes=axes),
+)
+reduce_sum_p.transpose = lambda ct, x, *, axes: [
+    broadcast_in_dim(ct, shape=x.aval.shape, broadcast_dimensions=kept_dims(x.aval.ndim, axes))
+]
+
+
+def _reduce_sum_batch(vals, dims, *, axes):
+    (x,), (d,) = vals, dims
+    physical, out_dim = reduction_batch_axes(axes, d)
+    return reduce_sum(x, axes=physical), out_dim
+
+
+reduce_sum_p.batch = _reduce_sum_batch
+
+
+def reduce_sum(x, *, axes):
+    axes = tuple(sorted(int(a) for a in axes))
+    if not axes:
+        return x
+    return reduce_sum_p.bind(x, axes=axes)
