@@ -137,7 +137,7 @@ def _split_aux(out: Any, has_aux: bool, transform: str) -> tuple[Any, Any]:
     if not (isinstance(out, (tuple, list)) and len(out) == 2):
         raise TypeError(
             f"{transform} with has_aux=True needs the function to return a pair (output, aux), "
-            f"got {type(out).__name__}"
+            f"got {_describe(out)}"
             + (f" of length {len(out)}" if isinstance(out, (tuple, list)) else "")
         )
     return out[0], out[1]
@@ -172,9 +172,9 @@ def _finish(x: Any, inputs: Sequence[Any] = ()) -> Any:
 
 def _describe(x: Any) -> str:
     try:
-        return aval_of(x).str_short()
+        return f"an array {aval_of(x).str_short()}"
     except TypeError:
-        return type(x).__name__
+        return f"a {type(x).__name__}"
 
 
 def _check_matching(transform, what, expected_tree, expected_avals, got, *, against) -> list[Any]:

@@ -126,7 +126,8 @@ class Jitted:
         lowered, leaves = self._lower(args, kwargs)
         if _current_trace.get() is eval_trace:
             outs = lowered.compiled(*leaves)
-            outs = [_finish(o, leaves) for o in outs]
+            # results are the caller's: never the cached constants, never views of the inputs
+            outs = [_finish(o, leaves + lowered.consts) for o in outs]
         else:
             outs = eval_jaxpr(lowered.jaxpr, lowered.consts, *leaves)
         return tree_util.tree_unflatten(lowered.out_tree, outs)

@@ -50,9 +50,20 @@ def _uniform(x: Any) -> Any:
         return _UNKNOWN
     if np.ndim(x) == 0:
         return x[()] if isinstance(x, np.ndarray) else x
-    if isinstance(x, np.ndarray) and all(s == 0 for s in x.strides):
+    if not isinstance(x, np.ndarray) or x.size == 0:
+        return _UNKNOWN
+    if all(s == 0 for s in x.strides):
         return x.flat[0]
+    if x.size <= _UNIFORM_SCAN_LIMIT:
+        first = x.flat[0]
+        if (x == first).all():
+            return first
     return _UNKNOWN
+
+
+# Materialised constants (fnp.ones(n), closed-over arrays) are scanned for uniformity at compile
+# time up to this size; larger ones are not worth the scan.
+_UNIFORM_SCAN_LIMIT = 1 << 16
 
 
 def fold_constants(p: _Program) -> bool:

@@ -396,9 +396,19 @@ def test_concretization_error_under_make_jaxpr():
 
 def test_concrete_values_available_under_grad_of_grad():
     def f(x):
-        return x**3 if float(x) > 0 else -x
+        return x**3 if x > 0 and int(x) >= 1 else -x
 
     np.testing.assert_allclose(ft.grad(ft.grad(f))(2.0), 12.0)
+
+
+def test_float_of_a_differentiated_value_is_an_error_not_a_dropped_derivative():
+    # x * float(x) would silently give derivative 3 instead of 6 at x = 3
+    with pytest.raises(ConcretizationError, match=r"drop its derivative.*stop_gradient"):
+        ft.grad(lambda x: x * float(x))(3.0)
+    with pytest.raises(ConcretizationError, match="test_errors.py"):
+        ft.jvp(lambda x: x * float(x), (3.0,), (1.0,))
+    # dropping it on purpose is spelled out
+    assert ft.grad(lambda x: x * float(ft.stop_gradient(x)))(3.0) == 3.0
 
 
 # ---------------------------------------------------------------------------------------------

@@ -9,7 +9,16 @@ from __future__ import annotations
 
 from typing import Any
 
-from functrans.core import Trace, Tracer, Zero, _current_trace, aval_of, leaked_tracer_error
+from functrans.core import (
+    Trace,
+    Tracer,
+    Zero,
+    _current_trace,
+    aval_of,
+    leaked_tracer_error,
+    user_location,
+)
+from functrans.errors import ConcretizationError
 
 
 class JVPTracer(Tracer):
@@ -29,9 +38,18 @@ class JVPTracer(Tracer):
         return aval
 
     def to_concrete(self, what: str):
-        # The primal is known (or known further down), so Python control flow on values works.
+        # The primal is known (or known further down), so Python control flow on values works:
+        # bool(), int() and indexing are piecewise constant, so nothing is lost. float() of a
+        # value being differentiated would silently cut its derivative, so it is an error.
         if not self._trace.alive:
             raise leaked_tracer_error(self)
+        if what in ("float()", "complex()"):
+            raise ConcretizationError(
+                f"{what} of a value being differentiated ({self.aval.str_short()}, at "
+                f"{user_location()}) would silently drop its derivative. Keep it an array "
+                f"(functrans.numpy works on it), or write {what[:-2]}(functrans.stop_gradient(x))"
+                " to drop the derivative on purpose."
+            )
         p = self.primal
         return p.to_concrete(what) if isinstance(p, Tracer) else p
 

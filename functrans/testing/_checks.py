@@ -345,29 +345,31 @@ def _vjp_function(f: Callable) -> Callable:
     return f_vjp
 
 
-def _check_grads(f, args, order, modes, opts, rng, where: _Where) -> None:
-    flat = _Flat(f, args)
-    if "fwd" in modes:
-        here = _Where(where.order, where.modes + ("fwd",), where.described)
-        _jvp_check(f, args, opts, rng, here)
-        if order > 1:
-            tangents = flat.like_args([_random_like(rng, x) for x in flat.diff_leaves])
-            described = f"(args, tangents) -> jvp({where.described})"
-            _check_grads(
-                _jvp_function(f), (args, tangents), order - 1, modes, opts, rng,
-                _Where(where.order + 1, here.modes, described),
-            )
-    if "rev" in modes:
-        here = _Where(where.order, where.modes + ("rev",), where.described)
-        _vjp_check(f, args, opts, rng, here)
-        if order > 1:
-            out = flat.call(*flat.diff_leaves)
-            ct = tree_util.tree_map(lambda o: _random_like(rng, _as_leaf(o)), out)
-            described = f"(args, cotangent) -> vjp({where.described})"
-            _check_grads(
-                _vjp_function(f), (args, ct), order - 1, modes, opts, rng,
-                _Where(where.order + 1, here.modes, described),
-            )
+def _check_grads(f, args, order, modes, opts, rng) -> None:
+    """Breadth first, so that a wrong rule is reported at the lowest order that shows it."""
+    level = [(f, args, _Where())]
+    for k in range(1, order + 1):
+        next_level = []
+        for g, g_args, where in level:
+            flat = _Flat(g, g_args)
+            for mode in modes:
+                here = _Where(k, where.modes + (mode,), where.described)
+                if mode == "fwd":
+                    _jvp_check(g, g_args, opts, rng, here)
+                    if k < order:
+                        t = flat.like_args([_random_like(rng, x) for x in flat.diff_leaves])
+                        described = f"(args, tangents) -> jvp({where.described})"
+                        next_level.append((_jvp_function(g), (g_args, t),
+                                           _Where(k + 1, here.modes, described)))
+                else:
+                    _vjp_check(g, g_args, opts, rng, here)
+                    if k < order:
+                        out = flat.call(*flat.diff_leaves)
+                        ct = tree_util.tree_map(lambda o: _random_like(rng, _as_leaf(o)), out)
+                        described = f"(args, cotangent) -> vjp({where.described})"
+                        next_level.append((_vjp_function(g), (g_args, ct),
+                                           _Where(k + 1, here.modes, described)))
+        level = next_level
 
 
 # ---------------------------------------------------------------------------------------------
@@ -465,7 +467,8 @@ def check_grads(
     Order 1 runs `check_jvp` ("fwd") and `check_vjp` ("rev"). Order k+1 checks the derivative
     functions of order k: `(args, tangents) -> jvp(f, args, tangents)` for "fwd" and
     `(args, cotangent) -> vjp(f, *args)[1](cotangent)` for "rev", each again in every mode, at
-    random tangents and cotangents. Key paths in messages of order >= 2 refer to those
+    random tangents and cotangents. All checks of one order run before the next order, in the
+    order of `modes`, so a failure is reported at the lowest order that shows it. Key paths in messages of order >= 2 refer to those
     functions' arguments: `args[0]` is the original arguments, `args[1]` the tangent/cotangent.
 
     Args:
@@ -496,4 +499,4 @@ def check_grads(
             f"got order={order!r}, modes={modes!r}"
         )
     opts = _Options(atol, rtol, eps)
-    _check_grads(f, tuple(args), order, modes, opts, np.random.default_rng(seed), _Where())
+    _check_grads(f, tuple(args), order, modes, opts, np.random.default_rng(seed))
