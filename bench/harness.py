@@ -33,6 +33,7 @@ def check_close(results: dict[str, object], rtol=1e-6, atol=1e-8) -> None:
             raise AssertionError(
                 f"{name} disagrees with {names[0]}: max abs diff {np.max(np.abs(got - ref))}"
             )
+    print(f"  agree: {len(names)} variants match {names[0]} (rtol={rtol:g}, atol={atol:g})")
 
 
 def time_interleaved(
@@ -69,3 +70,79 @@ def machine() -> str:
         f"Python {platform.python_version()}, NumPy {np.__version__}, BLAS threads "
         f"{os.environ.get('OPENBLAS_NUM_THREADS')}"
     )
+
+
+# ---------------------------------------------------------------------------------------------
+# Reporting: each workload returns a list of Figures; run.py prints them against their targets
+
+
+class Figure:
+    """One measured ratio and its target from issue 6 (`limit` is an upper bound unless
+    `at_least`); `peer` quotes the peer figures for reference."""
+
+    def __init__(self, name: str, value: float, limit: float | None = None, *,
+                 at_least: bool = False, unit: str = "x", peer: str = "", note: str = ""):
+        self.name, self.value, self.limit, self.at_least = name, value, limit, at_least
+        self.unit, self.peer, self.note = unit, peer, note
+
+    @property
+    def met(self) -> bool | None:
+        if self.limit is None:
+            return None
+        return self.value >= self.limit if self.at_least else self.value <= self.limit
+
+    def verdict(self) -> str:
+        if self.met is None:
+            return "(no target)"
+        if self.met:
+            return "met"
+        by = self.limit / self.value if self.at_least else self.value / self.limit
+        return f"missed ({by:.2f}x off)"
+
+    def target_str(self) -> str:
+        if self.limit is None:
+            return "-"
+        return f"{'≥' if self.at_least else '≤'} {fmt(self.limit)}{self.unit}"
+
+    def value_str(self) -> str:
+        return f"{fmt(self.value)}{self.unit}"
+
+
+def fmt(v: float) -> str:
+    if v != v:
+        return "nan"
+    if abs(v) >= 100:
+        return f"{v:.0f}"
+    if abs(v) >= 10:
+        return f"{v:.1f}"
+    return f"{v:.2f}"
+
+
+def not_installed(names=("jax", "torch")) -> list[str]:
+    """'not installed' lines for peers that are absent (their figures from issue 6 stay the
+    reference in docs/performance.md)."""
+    return [f"  {n}: not installed (skipped)" for n in names if optional(n) is None]
+
+
+def versions() -> str:
+    parts = [f"numpy {np.__version__}"]
+    for name in ("functrans", "autograd", "jax", "torch"):
+        mod = optional(name)
+        if mod is not None:
+            parts.append(f"{name} {_version(name, mod)}")
+    return ", ".join(parts)
+
+
+def _version(name: str, mod) -> str:
+    from importlib import metadata
+
+    try:
+        return metadata.version(name)
+    except metadata.PackageNotFoundError:
+        return getattr(mod, "__version__", "?")
+
+
+def print_times(times: dict[str, float], base: str, unit: float = 1e-6, label: str = "µs") -> None:
+    """One line per variant: time and ratio against `base`."""
+    for name, t in times.items():
+        print(f"  {name:34s} {t / unit:11.3f} {label}   {t / times[base]:8.2f}x {base}")

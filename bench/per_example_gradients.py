@@ -1,9 +1,10 @@
-"""Per-example gradients of logistic regression (N=1000, D=100): vmap(grad) against a Python
-loop of grad and against the hand-vectorised NumPy formula (the physical limit)."""
+"""Workload 3, per-example gradients of logistic regression (N=1000, D=100): vmap(grad), eager
+and jitted, against a Python loop of grad and against the hand-vectorised NumPy formula (the
+physical limit). autograd has no vmap: its figure is a loop of grad."""
 
 from __future__ import annotations
 
-import harness  # noqa: F401  (sets one BLAS thread before NumPy loads)
+import harness
 import numpy as np
 
 import functrans as ft
@@ -12,10 +13,10 @@ import functrans.numpy as fnp
 N, D = 1000, 100
 
 
-def loss(w, x, y):
-    logit = fnp.dot(x, w)
+def loss(w, x, y, m=fnp):
+    logit = m.dot(x, w)
     # log(1 + exp(-y * logit)), y in {-1, +1}
-    return fnp.log1p(fnp.exp(-y * logit))
+    return m.log1p(m.exp(-y * logit))
 
 
 def numpy_per_example(w, X, Y):
@@ -24,27 +25,52 @@ def numpy_per_example(w, X, Y):
     return s[:, None] * X
 
 
-def main():
+def run(quick: bool = False) -> list[harness.Figure]:
+    n = 100 if quick else N
     rng = np.random.default_rng(0)
-    X = rng.normal(size=(N, D))
-    Y = np.sign(rng.normal(size=N))
+    X = rng.normal(size=(n, D))
+    Y = np.sign(rng.normal(size=n))
     w = rng.normal(size=D) * 0.1
     per_example = ft.vmap(ft.grad(loss), in_axes=(None, 0, 0))
+    jit_per_example = ft.jit(per_example)
     g = ft.grad(loss)
     fns = {
         "numpy (hand-vectorised)": lambda: numpy_per_example(w, X, Y),
         "functrans vmap(grad)": lambda: per_example(w, X, Y),
-        "functrans loop of grad": lambda: np.stack([g(w, X[i], Y[i]) for i in range(N)]),
+        "functrans jit(vmap(grad))": lambda: jit_per_example(w, X, Y),
+        "functrans loop of grad": lambda: np.stack([g(w, X[i], Y[i]) for i in range(n)]),
     }
+    ag = harness.optional("autograd")
+    if ag is not None:
+        import autograd.numpy as anp
+
+        ag_g = ag.grad(lambda w, x, y: loss(w, x, y, anp))
+        fns["autograd loop of grad"] = lambda: np.stack([ag_g(w, X[i], Y[i]) for i in range(n)])
     harness.check_close({k: f() for k, f in fns.items()})
-    times = harness.time_interleaved(fns, rounds=5)
+    times = harness.time_interleaved(fns, rounds=3 if quick else 7,
+                                     min_time=0.01 if quick else 0.1)
+    print(f"\n### 3. Per-example gradients (logistic regression, N={n}, D={D})")
+    harness.print_times(times, "numpy (hand-vectorised)", 1e-3, "ms")
+    if ag is None:
+        print("  autograd: not installed (skipped)")
+    print("\n".join(harness.not_installed()))
     base = times["numpy (hand-vectorised)"]
-    print(f"per-example gradients, N={N}, D={D}  ({harness.machine()})")
-    for name, t in times.items():
-        print(f"  {name:28s} {t * 1e3:9.3f} ms   {t / base:7.2f}x numpy")
-    loop, vm = times["functrans loop of grad"], times["functrans vmap(grad)"]
-    print(f"  vmap(grad) is {loop / vm:.0f}x faster than the loop")
-    return times
+    loop = times["functrans loop of grad"]
+    return [
+        harness.Figure("per-example: jit(vmap(grad)) / hand-vectorised",
+                       times["functrans jit(vmap(grad))"] / base, 1.5,
+                       peer="JAX jit 1.65, torch.func 6.0, JAX eager 27"),
+        harness.Figure("per-example: eager vmap(grad) / hand-vectorised",
+                       times["functrans vmap(grad)"] / base, 1.5),
+        harness.Figure("per-example: loop of grad / eager vmap(grad)",
+                       loop / times["functrans vmap(grad)"], 30, at_least=True),
+        harness.Figure("per-example: loop of grad / jit(vmap(grad))",
+                       loop / times["functrans jit(vmap(grad))"], 30, at_least=True),
+    ]
+
+
+def main():
+    return run()
 
 
 if __name__ == "__main__":

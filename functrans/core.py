@@ -381,7 +381,8 @@ class Tracer:
         raise TracerArrayConversionError(
             f"a traced value {self.aval.str_short()} inside {type(self._trace).__name__} was "
             "converted to a NumPy array, which would silently drop the transformation. Use "
-            "functrans.numpy (import functrans.numpy as fnp) instead of numpy for this operation."
+            "functrans.numpy (import functrans.numpy as fnp) instead of numpy for this operation; "
+            "to index a NumPy array with a traced index, use fnp.take(a, i, axis=0)."
         )
 
     def __hash__(self):

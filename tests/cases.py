@@ -68,7 +68,10 @@ class Case:
 
 
 def normal(rng, shape, dtype=np.float64):
-    return np.asarray(rng.standard_normal(shape), dtype)
+    x = rng.standard_normal(shape)
+    if np.issubdtype(dtype, np.complexfloating):
+        x = x + 1j * rng.standard_normal(shape)
+    return np.asarray(x, dtype)
 
 
 def uniform(lo, hi):
@@ -222,6 +225,16 @@ for _name, _sample in [
     add_elementwise(_name, _sample, tag="f32", shapes=((3, 4),),
                     linear={"mul": (0, 1), "div": (0,)}.get(_name, ()), jointly=False)
 
+# complex128 variants of holomorphic primitives
+for _name, _sample, _linear, _jointly in [
+    ("sin", unary_sampler(normal, np.complex128), (), True),
+    ("exp", unary_sampler(normal, np.complex128), (), True),
+    ("add", binary_sampler(normal, normal, np.complex128), (0, 1), True),
+    ("mul", binary_sampler(normal, normal, np.complex128), (0, 1), False),
+]:
+    add_elementwise(_name, _sample, tag="c128", shapes=((3, 4),), linear=_linear,
+                    jointly=_jointly)
+
 # ---------------------------------------------------------------------------------------------
 # select_n: a boolean or integer predicate picks among cases; linear in the cases
 
@@ -248,6 +261,8 @@ add_case("convert_element_type", fixed(unary_sampler(normal, np.float32), (3, 4)
 add_case("convert_element_type", fixed(unary_sampler(away_from_integers), (3, 4)),
          tag="f64-i32", params={"new_dtype": np.dtype(np.int32)}, differentiable=False,
          float_output=False)
+add_case("convert_element_type", fixed(unary_sampler(normal, np.complex128), (3, 4)),
+         tag="c128-c64", params={"new_dtype": np.dtype(np.complex64)}, linear=(0,))
 add_case("convert_element_type", lambda rng: (booleans(rng, (5,)),), tag="bool-f64",
          params={"new_dtype": np.dtype(np.float64)}, differentiable=False)
 
@@ -335,6 +350,8 @@ add_case("reduce_prod", fixed(unary_sampler(_with_a_zero), (3, 4)), params={"axe
          tag="with-zero")
 add_case("reduce_sum", fixed(unary_sampler(normal, np.float32), (3, 4)), params={"axes": (0,)},
          tag="f32", linear=(0,))
+add_case("reduce_sum", fixed(unary_sampler(normal, np.complex128), (3, 4)),
+         params={"axes": (1,)}, tag="c128", linear=(0,))
 
 for _name in ("argmax", "argmin"):
     for _axis, _index_dtype in ((0, np.int64), (1, np.int32), (2, np.int64)):
@@ -355,6 +372,41 @@ for _tag, _shapes, _dn, _dtype in [
     ("two-contract", ((2, 3, 4), (4, 3, 5)), (((1, 2), (1, 0)), ((), ())), np.float64),
     ("matvec", ((3, 4), (4,)), (((1,), (0,)), ((), ())), np.float64),
     ("matmul-f32", ((3, 4), (4, 5)), (((1,), (0,)), ((), ())), np.float32),
+    ("batched-c128", ((2, 3, 4), (2, 4, 5)), (((2,), (1,)), ((0,), (0,))), np.complex128),
 ]:
     add_case("dot_general", _normals(*_shapes, dtype=_dtype), params={"dimension_numbers": _dn},
              tag=_tag, linear=(0, 1), jointly=False)
+
+# ---------------------------------------------------------------------------------------------
+# gather / scatter_add along the leading axis (repeated indices accumulate in scatter_add)
+
+
+def _indices(n: int, shape, *, negative: bool = False, dtype=np.int64):
+    def draw(rng):
+        idx = rng.integers(0, n, shape)
+        if negative:  # the same rows, counted from the end (np.take semantics)
+            idx = np.where(rng.random(shape) < 0.5, idx - n, idx)
+        return idx.astype(dtype)
+
+    return draw
+
+
+def _gather_operands(x_shape, idx_draw):
+    return lambda rng: (normal(rng, x_shape), idx_draw(rng))
+
+
+def _scatter_operands(idx_shape, rest, idx_draw):
+    return lambda rng: (normal(rng, tuple(idx_shape) + tuple(rest)), idx_draw(rng))
+
+
+add_case("gather", _gather_operands((5, 3), _indices(5, (4,))), tag="rows", linear=(0,))
+add_case("gather", _gather_operands((5,), _indices(5, (2, 3), dtype=np.int32)), tag="2d-index",
+         linear=(0,))
+add_case("gather", _gather_operands((4, 2), _indices(4, (5,), negative=True)), tag="negative",
+         linear=(0,))
+add_case("scatter_add", _scatter_operands((6,), (3,), _indices(4, (6,))), params={"size": 4},
+         tag="rows", linear=(0,))
+add_case("scatter_add", _scatter_operands((2, 3), (), _indices(4, (2, 3), dtype=np.int32)),
+         params={"size": 4}, tag="2d-index", linear=(0,))
+add_case("scatter_add", _scatter_operands((5,), (2,), _indices(3, (5,), negative=True)),
+         params={"size": 3}, tag="negative", linear=(0,))

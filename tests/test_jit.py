@@ -514,10 +514,13 @@ def test_scalar_path_special_values_are_numpy_not_exceptions(f, x, want):
 
 
 def test_scalar_path_under_grad_matches_numpy():
-    g = ft.jit(ft.grad(lambda x: fnp.log(x) * x))
+    f = lambda x: fnp.log(x) * x + fnp.exp(x) / x  # noqa: E731
+    g = ft.jit(ft.grad(f))
     with np.errstate(all="ignore"):
-        np.testing.assert_equal(g(0.0), np.log(0.0) + 1.0)
-    np.testing.assert_allclose(g(2.0), np.log(2.0) + 1.0, rtol=1e-15)
+        for x in [0.0, -1.0, 1000.0, np.inf]:
+            # the chain rule at 0 gives log(0) + 0 * (1/0) = nan, as NumPy does eagerly
+            np.testing.assert_equal(g(x), ft.grad(f)(x), err_msg=f"x={x}")
+    np.testing.assert_allclose(g(2.0), np.log(2.0) + 1.0 + np.exp(2.0) / 4.0, rtol=1e-14)
 
 
 # ---------------------------------------------------------------------------------------------

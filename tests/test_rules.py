@@ -35,6 +35,18 @@ def _has_float_operand(case: Case) -> bool:
     return any(_is_float(x) for x in case.operands())
 
 
+def _random(rng, shape, dtype) -> np.ndarray:
+    r = rng.standard_normal(shape)
+    if np.issubdtype(dtype, np.complexfloating):
+        r = r + 1j * rng.standard_normal(shape)
+    return np.asarray(r, dtype)
+
+
+def _wide(x) -> np.ndarray:
+    x = np.asarray(x)
+    return x.astype(np.complex128 if np.iscomplexobj(x) else np.float64)
+
+
 def _assert_same(got, want, what: str, exact: bool = False):
     got, want = np.asarray(got), np.asarray(want)
     assert got.shape == want.shape and got.dtype == want.dtype, (
@@ -140,21 +152,22 @@ def test_transpose_consistency(case, group):
         return fn(*args)
 
     xs = [np.asarray(operands[i]) for i in group]
-    vs = [np.asarray(rng.standard_normal(x.shape), x.dtype) for x in xs]
+    vs = [_random(rng, x.shape, x.dtype) for x in xs]
     av = np.asarray(linear_map(*vs))
-    u = np.asarray(rng.standard_normal(av.shape), av.dtype)
+    u = _random(rng, av.shape, av.dtype)
     atus = [np.asarray(a) for a in functrans.linear_transpose(linear_map, *xs)(u)]
     for x, atu in zip(xs, atus, strict=True):
         assert atu.shape == x.shape and atu.dtype == x.dtype, (
             f"transpose gives {atu.dtype}{list(atu.shape)} for operand {x.dtype}{list(x.shape)}"
         )
-    lhs = np.sum(u.astype(np.float64) * av.astype(np.float64))
-    rhs = sum(np.sum(a.astype(np.float64) * v.astype(np.float64)) for a, v in zip(atus, vs))
+    # for complex values, the real part of the bilinear pairing (as functrans.testing)
+    lhs = np.real(np.sum(_wide(u) * _wide(av)))
+    rhs = sum(np.real(np.sum(_wide(a) * _wide(v))) for a, v in zip(atus, vs))
     single = min(np.finfo(d).bits for d in [av.dtype] + [x.dtype for x in xs]) <= 32
-    tol = (1e-4 if single else 1e-10) * max(1.0, float(np.sqrt(np.sum((u * av) ** 2.0))))
+    tol = (1e-4 if single else 1e-10) * max(1.0, float(np.sqrt(np.sum(np.abs(u * av) ** 2.0))))
     assert abs(lhs - rhs) <= tol, f"{case.id}: <u, A v> = {lhs} but <A^T u, v> = {rhs}"
     # and the map really is linear: A(2v - w) = 2 A v - A w
-    ws = [np.asarray(rng.standard_normal(x.shape), x.dtype) for x in xs]
+    ws = [_random(rng, x.shape, x.dtype) for x in xs]
     combined = np.asarray(linear_map(*[2 * v - w for v, w in zip(vs, ws)]))
     assert combined.dtype == av.dtype
     np.testing.assert_allclose(combined, 2 * av - np.asarray(linear_map(*ws)),
@@ -205,6 +218,47 @@ def test_vmap_matches_loop(case, pattern):
     _, in_axes, out_axes = pattern
     examples = [case.operands(offset=b) for b in range(BATCH)]
     _check_vmap(case, examples, in_axes, out_axes)
+
+
+def _float_positions(operands) -> list[int]:
+    return [i for i, x in enumerate(operands) if _is_float(x)]
+
+
+@pytest.mark.parametrize("case", [c for c in CASES if c.differentiable], ids=_ids)
+def test_vmap_of_jvp_and_vjp_matches_loop(case):
+    """The derivative programs (JVP rule, transpose rules) batch correctly too."""
+    fn = case.fn()
+    pos = _float_positions(case.operands())
+
+    def with_floats(operands, floats):
+        args = list(operands)
+        for i, x in zip(pos, floats, strict=True):
+            args[i] = x
+        return args
+
+    def f_jvp(operands, tangents):
+        return functrans.jvp(lambda *fl: fn(*with_floats(operands, fl)),
+                             [operands[i] for i in pos], list(tangents))[1]
+
+    def f_vjp(operands, ct):
+        return functrans.vjp(lambda *fl: fn(*with_floats(operands, fl)),
+                             *[operands[i] for i in pos])[1](ct)
+
+    rng = np.random.default_rng(case.seed + 2)
+    examples = [case.operands(offset=b) for b in range(BATCH)]
+    tangents = [[_random(rng, np.shape(ex[i]), np.asarray(ex[i]).dtype) for i in pos]
+                for ex in examples]
+    out_aval = aval_of(fn(*examples[0]))
+    cts = [_random(rng, out_aval.shape, out_aval.dtype) for _ in examples]
+    for f, extra in ((f_jvp, tangents), (f_vjp, cts)):
+        expected = [f(list(ex), e) for ex, e in zip(examples, extra)]
+        stacked_ops = [np.stack([ex[i] for ex in examples]) for i in range(len(examples[0]))]
+        stacked_extra = functrans.tree_util.tree_map(lambda *xs: np.stack(xs), *extra)
+        got = functrans.vmap(f)(stacked_ops, stacked_extra)
+        want = functrans.tree_util.tree_map(lambda *xs: np.stack(xs), *expected)
+        for g, w in zip(functrans.tree_util.tree_leaves(got),
+                        functrans.tree_util.tree_leaves(want), strict=True):
+            _assert_same(g, w, f"{case.id}: vmap of {f.__name__}")
 
 
 # ---------------------------------------------------------------------------------------------

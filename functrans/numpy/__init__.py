@@ -72,6 +72,7 @@ from functrans.numpy._elementwise import (  # noqa: F401
     true_divide,
     where,
 )
+from functrans.numpy._indexing import at, take  # noqa: F401
 from functrans.numpy._products import dot, inner, matmul, outer, tensordot, vdot  # noqa: F401
 from functrans.numpy._reductions import (  # noqa: F401
     amax,

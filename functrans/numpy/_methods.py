@@ -17,8 +17,8 @@ def _swap(fn):
 def _setitem(self, idx, value):
     raise TypeError(
         f"traced arrays are immutable: x[...] = v on a traced {self.aval.str_short()} is not "
-        "supported. Build a new array instead (functrans.numpy.where, concatenate), or use the "
-        "functional update x.at[idx].set(v) once available."
+        "supported. Use the functional update y = x.at[idx].set(v) (also .add, .multiply, .min, "
+        ".max), which returns a new array."
     )
 
 
@@ -109,6 +109,7 @@ def attach() -> None:
     Tracer.reshape = _reshape
     Tracer.transpose = _transpose
     Tracer.T = property(lambda self: fnp.transpose(self))
+    Tracer.at = property(lambda self: fnp.at(self))
     Tracer.real = property(lambda self: _real_only(self, ".real"))
 
 

@@ -6,16 +6,17 @@ registry the rule-check tests walk.
 """
 
 from functrans.core import Primitive
-from functrans.primitives import dot, elementwise, reductions, structural
+from functrans.primitives import dot, elementwise, indexing, reductions, structural
 from functrans.primitives.dot import dot_general, dot_general_p
 from functrans.primitives.elementwise import *  # noqa: F401,F403 - the wrappers and _p objects
 from functrans.primitives.elementwise import add_p
+from functrans.primitives.indexing import *  # noqa: F401,F403
 from functrans.primitives.reductions import *  # noqa: F401,F403
 from functrans.primitives.structural import *  # noqa: F401,F403
 
 ALL_PRIMITIVES: dict[str, Primitive] = {
     p.name: p
-    for module in (elementwise, structural, reductions, dot)
+    for module in (elementwise, structural, reductions, dot, indexing)
     for p in vars(module).values()
     if isinstance(p, Primitive)
 }

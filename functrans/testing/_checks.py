@@ -253,12 +253,16 @@ def _jvp_check(f: Callable, args: tuple, opts: _Options, rng, where: _Where) -> 
 # VJP against JVP by the dot-product identity
 
 
-def _inner(a: Sequence[Any], b: Sequence[Any]) -> tuple[complex, float]:
-    """sum_k <a_k, b_k> (bilinear, in float64) and the 2-norm of the elementwise products."""
+def _inner(a: Sequence[Any], b: Sequence[Any]) -> tuple[float, float]:
+    """Re sum_k sum(a_k * b_k) (in float64) and the 2-norm of the elementwise products.
+
+    For complex values the real part of the bilinear form is the pairing under which the
+    transpose of a real-linear map is taken (JAX's convention: the transpose of conj is conj).
+    """
     total, sq = 0.0, 0.0
     for ak, bk in zip(a, b, strict=True):
         prod = _wide_array(ak) * _wide_array(bk)
-        total = total + np.sum(prod)
+        total += float(np.sum(np.real(prod)))
         sq += float(np.sum(np.abs(prod) ** 2))
     return total, float(np.sqrt(sq))
 
@@ -427,7 +431,7 @@ def check_vjp(
     """Check the VJP of `f` at `args` against its JVP by the dot-product identity.
 
     For random u (output-shaped) and v (input-shaped), <u, J v> from `jvp` must equal
-    <J^T u, v> from `vjp`, within `atol + rtol * ||u * Jv||`; no Jacobian is built. The
+    <J^T u, v> from `vjp` (for complex values: the real part of the bilinear pairing), within `atol + rtol * ||u * Jv||`; no Jacobian is built. The
     cotangents must also have the shapes and dtypes of the arguments.
 
     Args:
