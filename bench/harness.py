@@ -97,7 +97,7 @@ class Figure:
         if self.met:
             return "met"
         by = self.limit / self.value if self.at_least else self.value / self.limit
-        return f"missed ({by:.2f}x off)"
+        return f"missed by {(by - 1) * 100:.0f}%" if by < 2 else f"missed by {by:.1f}x"
 
     def target_str(self) -> str:
         if self.limit is None:

@@ -10,8 +10,9 @@ Elementwise and reduction cases also carry `sample(rng, shape)` for shape-generi
 from __future__ import annotations
 
 import zlib
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 
@@ -136,8 +137,8 @@ def fixed(sample, shape):
 def with_nonfinite(rng, shape, dtype=np.float64):
     x = normal(rng, shape, dtype)
     flat = x.reshape(-1)
-    flat[:: 3] = np.nan
-    flat[1:: 5] = np.inf
+    flat[::3] = np.nan
+    flat[1::5] = np.inf
     return x
 
 
@@ -153,8 +154,13 @@ def add_elementwise(prim: str, sample, *, shapes=((3, 4), ()), **kw) -> None:
     tag = kw.pop("tag", "")
     for shape in shapes:
         shape_tag = "x".join(map(str, shape)) or "scalar"
-        add_case(prim, fixed(sample, shape), tag="-".join(filter(None, [tag, shape_tag])),
-                 sample=sample, **kw)
+        add_case(
+            prim,
+            fixed(sample, shape),
+            tag="-".join(filter(None, [tag, shape_tag])),
+            sample=sample,
+            **kw,
+        )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -184,16 +190,27 @@ for _name, _draw in [
     add_elementwise(_name, unary_sampler(_draw), differentiable=False)
 
 for _y in (3, 2, 1, 0, -2):
-    add_elementwise("integer_pow", unary_sampler(away_from_zero), params={"y": _y},
-                    tag=f"y{_y}", shapes=((2, 3),))
+    add_elementwise(
+        "integer_pow",
+        unary_sampler(away_from_zero),
+        params={"y": _y},
+        tag=f"y{_y}",
+        shapes=((2, 3),),
+    )
 
 for _name in ("isnan", "isfinite"):
     add_elementwise(_name, unary_sampler(normal), differentiable=False, float_output=False)
-    add_case(_name, fixed(unary_sampler(with_nonfinite), (4, 5)), tag="nonfinite",
-             differentiable=False, float_output=False)
+    add_case(
+        _name,
+        fixed(unary_sampler(with_nonfinite), (4, 5)),
+        tag="nonfinite",
+        differentiable=False,
+        float_output=False,
+    )
 
-add_elementwise("not", lambda rng, shape: (booleans(rng, shape),), differentiable=False,
-                float_output=False)
+add_elementwise(
+    "not", lambda rng, shape: (booleans(rng, shape),), differentiable=False, float_output=False
+)
 add_elementwise("stop_gradient", unary_sampler(normal), differentiable=False, fd_check=False)
 
 # ---------------------------------------------------------------------------------------------
@@ -207,11 +224,14 @@ add_elementwise("pow", binary_sampler(uniform(0.5, 2.0), uniform(-2.0, 2.0)))
 add_elementwise("max", pair_sampler(kept_apart))
 add_elementwise("min", pair_sampler(kept_apart))
 for _name in ("eq", "ne", "lt", "le", "gt", "ge"):
-    add_elementwise(_name, pair_sampler(sometimes_equal), differentiable=False,
-                    float_output=False)
+    add_elementwise(_name, pair_sampler(sometimes_equal), differentiable=False, float_output=False)
 for _name in ("and", "or"):
-    add_elementwise(_name, lambda rng, shape: (booleans(rng, shape), booleans(rng, shape)),
-                    differentiable=False, float_output=False)
+    add_elementwise(
+        _name,
+        lambda rng, shape: (booleans(rng, shape), booleans(rng, shape)),
+        differentiable=False,
+        float_output=False,
+    )
 
 # float32 variants: tolerances and steps come from the dtype defaults of functrans.testing
 for _name, _sample in [
@@ -222,8 +242,14 @@ for _name, _sample in [
     ("div", binary_sampler(normal, away_from_zero, np.float32)),
     ("max", pair_sampler(kept_apart, np.float32)),
 ]:
-    add_elementwise(_name, _sample, tag="f32", shapes=((3, 4),),
-                    linear={"mul": (0, 1), "div": (0,)}.get(_name, ()), jointly=False)
+    add_elementwise(
+        _name,
+        _sample,
+        tag="f32",
+        shapes=((3, 4),),
+        linear={"mul": (0, 1), "div": (0,)}.get(_name, ()),
+        jointly=False,
+    )
 
 # complex128 variants of holomorphic primitives
 for _name, _sample, _linear, _jointly in [
@@ -232,8 +258,7 @@ for _name, _sample, _linear, _jointly in [
     ("add", binary_sampler(normal, normal, np.complex128), (0, 1), True),
     ("mul", binary_sampler(normal, normal, np.complex128), (0, 1), False),
 ]:
-    add_elementwise(_name, _sample, tag="c128", shapes=((3, 4),), linear=_linear,
-                    jointly=_jointly)
+    add_elementwise(_name, _sample, tag="c128", shapes=((3, 4),), linear=_linear, jointly=_jointly)
 
 # ---------------------------------------------------------------------------------------------
 # select_n: a boolean or integer predicate picks among cases; linear in the cases
@@ -254,17 +279,42 @@ add_elementwise("select_n", _select_int, tag="int", linear=(1, 2, 3), shapes=((3
 # ---------------------------------------------------------------------------------------------
 # convert_element_type: linear between float dtypes; no tangent into integers
 
-add_case("convert_element_type", fixed(unary_sampler(normal), (3, 4)), tag="f64-f32",
-         params={"new_dtype": np.dtype(np.float32)}, linear=(0,))
-add_case("convert_element_type", fixed(unary_sampler(normal, np.float32), (3, 4)),
-         tag="f32-f64", params={"new_dtype": np.dtype(np.float64)}, linear=(0,))
-add_case("convert_element_type", fixed(unary_sampler(away_from_integers), (3, 4)),
-         tag="f64-i32", params={"new_dtype": np.dtype(np.int32)}, differentiable=False,
-         float_output=False)
-add_case("convert_element_type", fixed(unary_sampler(normal, np.complex128), (3, 4)),
-         tag="c128-c64", params={"new_dtype": np.dtype(np.complex64)}, linear=(0,))
-add_case("convert_element_type", lambda rng: (booleans(rng, (5,)),), tag="bool-f64",
-         params={"new_dtype": np.dtype(np.float64)}, differentiable=False)
+add_case(
+    "convert_element_type",
+    fixed(unary_sampler(normal), (3, 4)),
+    tag="f64-f32",
+    params={"new_dtype": np.dtype(np.float32)},
+    linear=(0,),
+)
+add_case(
+    "convert_element_type",
+    fixed(unary_sampler(normal, np.float32), (3, 4)),
+    tag="f32-f64",
+    params={"new_dtype": np.dtype(np.float64)},
+    linear=(0,),
+)
+add_case(
+    "convert_element_type",
+    fixed(unary_sampler(away_from_integers), (3, 4)),
+    tag="f64-i32",
+    params={"new_dtype": np.dtype(np.int32)},
+    differentiable=False,
+    float_output=False,
+)
+add_case(
+    "convert_element_type",
+    fixed(unary_sampler(normal, np.complex128), (3, 4)),
+    tag="c128-c64",
+    params={"new_dtype": np.dtype(np.complex64)},
+    linear=(0,),
+)
+add_case(
+    "convert_element_type",
+    lambda rng: (booleans(rng, (5,)),),
+    tag="bool-f64",
+    params={"new_dtype": np.dtype(np.float64)},
+    differentiable=False,
+)
 
 # ---------------------------------------------------------------------------------------------
 # Structural primitives (all linear)
@@ -292,14 +342,22 @@ for _tag, _shape, _new in [
     add_case("reshape", _normals(_shape), params={"new_sizes": _new}, tag=_tag, linear=(0,))
 
 for _shape, _perm in [((2, 3), (1, 0)), ((2, 3, 4), (2, 0, 1)), ((2, 3, 4), (1, 2, 0))]:
-    add_case("transpose", _normals(_shape), params={"permutation": _perm},
-             tag="".join(map(str, _perm)), linear=(0,))
+    add_case(
+        "transpose",
+        _normals(_shape),
+        params={"permutation": _perm},
+        tag="".join(map(str, _perm)),
+        linear=(0,),
+    )
 
 for _tag, _shape, _params in [
     ("contiguous", (5, 6), {"start_indices": (1, 0), "limit_indices": (4, 6), "strides": (1, 1)}),
     ("strided", (5, 6), {"start_indices": (0, 1), "limit_indices": (5, 6), "strides": (2, 3)}),
-    ("3d", (3, 4, 5), {"start_indices": (1, 1, 0), "limit_indices": (3, 4, 5),
-                       "strides": (1, 2, 2)}),
+    (
+        "3d",
+        (3, 4, 5),
+        {"start_indices": (1, 1, 0), "limit_indices": (3, 4, 5), "strides": (1, 2, 2)},
+    ),
 ]:
     add_case("slice", _normals(_shape), params=_params, tag=_tag, linear=(0,))
 
@@ -309,17 +367,33 @@ for _tag, _shape, _config, _value, _linear in [
     ("value", (2, 3), ((1, 1, 1), (0, 2, 0)), 1.5, ()),  # affine, not linear
     ("1d", (4,), ((2, 0, 3),), 0.0, (0,)),
 ]:
-    add_case("pad", _normals(_shape), params={"padding_config": _config, "value": _value},
-             tag=_tag, linear=_linear)
+    add_case(
+        "pad",
+        _normals(_shape),
+        params={"padding_config": _config, "value": _value},
+        tag=_tag,
+        linear=_linear,
+    )
 
-add_case("concatenate", _normals((2, 3), (2, 1), (2, 4)), params={"dimension": 1},
-         tag="axis1", linear=(0, 1, 2))
-add_case("concatenate", _normals((1, 3), (2, 3)), params={"dimension": 0}, tag="axis0",
-         linear=(0, 1))
+add_case(
+    "concatenate",
+    _normals((2, 3), (2, 1), (2, 4)),
+    params={"dimension": 1},
+    tag="axis1",
+    linear=(0, 1, 2),
+)
+add_case(
+    "concatenate", _normals((1, 3), (2, 3)), params={"dimension": 0}, tag="axis0", linear=(0, 1)
+)
 
 for _dims in ((0,), (0, 2), (1,)):
-    add_case("rev", _normals((2, 3, 4)), params={"dimensions": _dims},
-             tag="".join(map(str, _dims)), linear=(0,))
+    add_case(
+        "rev",
+        _normals((2, 3, 4)),
+        params={"dimensions": _dims},
+        tag="".join(map(str, _dims)),
+        linear=(0,),
+    )
 
 # ---------------------------------------------------------------------------------------------
 # Reductions
@@ -343,22 +417,47 @@ for _name, _draw, _linear in [
     ("reduce_prod", _signed_unit, ()),
 ]:
     for _axes in ((0,), (1,), (0, 2), (0, 1, 2)):
-        add_case(_name, fixed(unary_sampler(_draw), (2, 3, 4)), params={"axes": _axes},
-                 tag="".join(map(str, _axes)), linear=_linear, sample=unary_sampler(_draw))
+        add_case(
+            _name,
+            fixed(unary_sampler(_draw), (2, 3, 4)),
+            params={"axes": _axes},
+            tag="".join(map(str, _axes)),
+            linear=_linear,
+            sample=unary_sampler(_draw),
+        )
 
-add_case("reduce_prod", fixed(unary_sampler(_with_a_zero), (3, 4)), params={"axes": (1,)},
-         tag="with-zero")
-add_case("reduce_sum", fixed(unary_sampler(normal, np.float32), (3, 4)), params={"axes": (0,)},
-         tag="f32", linear=(0,))
-add_case("reduce_sum", fixed(unary_sampler(normal, np.complex128), (3, 4)),
-         params={"axes": (1,)}, tag="c128", linear=(0,))
+add_case(
+    "reduce_prod",
+    fixed(unary_sampler(_with_a_zero), (3, 4)),
+    params={"axes": (1,)},
+    tag="with-zero",
+)
+add_case(
+    "reduce_sum",
+    fixed(unary_sampler(normal, np.float32), (3, 4)),
+    params={"axes": (0,)},
+    tag="f32",
+    linear=(0,),
+)
+add_case(
+    "reduce_sum",
+    fixed(unary_sampler(normal, np.complex128), (3, 4)),
+    params={"axes": (1,)},
+    tag="c128",
+    linear=(0,),
+)
 
 for _name in ("argmax", "argmin"):
     for _axis, _index_dtype in ((0, np.int64), (1, np.int32), (2, np.int64)):
-        add_case(_name, fixed(unary_sampler(distinct), (2, 3, 4)),
-                 params={"axis": _axis, "index_dtype": np.dtype(_index_dtype)},
-                 tag=f"axis{_axis}", differentiable=False, float_output=False,
-                 sample=unary_sampler(distinct))
+        add_case(
+            _name,
+            fixed(unary_sampler(distinct), (2, 3, 4)),
+            params={"axis": _axis, "index_dtype": np.dtype(_index_dtype)},
+            tag=f"axis{_axis}",
+            differentiable=False,
+            float_output=False,
+            sample=unary_sampler(distinct),
+        )
 
 # ---------------------------------------------------------------------------------------------
 # dot_general: ((lhs_contract, rhs_contract), (lhs_batch, rhs_batch)); bilinear
@@ -374,8 +473,14 @@ for _tag, _shapes, _dn, _dtype in [
     ("matmul-f32", ((3, 4), (4, 5)), (((1,), (0,)), ((), ())), np.float32),
     ("batched-c128", ((2, 3, 4), (2, 4, 5)), (((2,), (1,)), ((0,), (0,))), np.complex128),
 ]:
-    add_case("dot_general", _normals(*_shapes, dtype=_dtype), params={"dimension_numbers": _dn},
-             tag=_tag, linear=(0, 1), jointly=False)
+    add_case(
+        "dot_general",
+        _normals(*_shapes, dtype=_dtype),
+        params={"dimension_numbers": _dn},
+        tag=_tag,
+        linear=(0, 1),
+        jointly=False,
+    )
 
 # ---------------------------------------------------------------------------------------------
 # gather / scatter_add along the leading axis (repeated indices accumulate in scatter_add)
@@ -400,13 +505,36 @@ def _scatter_operands(idx_shape, rest, idx_draw):
 
 
 add_case("gather", _gather_operands((5, 3), _indices(5, (4,))), tag="rows", linear=(0,))
-add_case("gather", _gather_operands((5,), _indices(5, (2, 3), dtype=np.int32)), tag="2d-index",
-         linear=(0,))
-add_case("gather", _gather_operands((4, 2), _indices(4, (5,), negative=True)), tag="negative",
-         linear=(0,))
-add_case("scatter_add", _scatter_operands((6,), (3,), _indices(4, (6,))), params={"size": 4},
-         tag="rows", linear=(0,))
-add_case("scatter_add", _scatter_operands((2, 3), (), _indices(4, (2, 3), dtype=np.int32)),
-         params={"size": 4}, tag="2d-index", linear=(0,))
-add_case("scatter_add", _scatter_operands((5,), (2,), _indices(3, (5,), negative=True)),
-         params={"size": 3}, tag="negative", linear=(0,))
+add_case(
+    "gather",
+    _gather_operands((5,), _indices(5, (2, 3), dtype=np.int32)),
+    tag="2d-index",
+    linear=(0,),
+)
+add_case(
+    "gather",
+    _gather_operands((4, 2), _indices(4, (5,), negative=True)),
+    tag="negative",
+    linear=(0,),
+)
+add_case(
+    "scatter_add",
+    _scatter_operands((6,), (3,), _indices(4, (6,))),
+    params={"size": 4},
+    tag="rows",
+    linear=(0,),
+)
+add_case(
+    "scatter_add",
+    _scatter_operands((2, 3), (), _indices(4, (2, 3), dtype=np.int32)),
+    params={"size": 4},
+    tag="2d-index",
+    linear=(0,),
+)
+add_case(
+    "scatter_add",
+    _scatter_operands((5,), (2,), _indices(3, (5,), negative=True)),
+    params={"size": 3},
+    tag="negative",
+    linear=(0,),
+)

@@ -39,6 +39,7 @@ bad_sin_p = _unary(
     ),
 )
 
+
 # 3x, whose transpose wrongly multiplies by 2
 def _scale(x, c):
     return ew.mul(x, ew.full_like(x, c))
@@ -185,8 +186,7 @@ def test_transpose_with_wrong_shape_is_reported():
     bad_shape_p = _unary(
         "bad_shape_scale",
         lambda x: 3.0 * x,
-        jvp=lambda primals, tangents: (bad_shape_p.bind(primals[0]),
-                                       bad_shape_p.bind(tangents[0])),
+        jvp=lambda primals, tangents: (bad_shape_p.bind(primals[0]), bad_shape_p.bind(tangents[0])),
         transpose=lambda ct, x: [fnp.sum(ct, axis=0)],
     )
     with pytest.raises(AssertionError, match=r"cotangent of args\[0\] is float64\[4\]"):

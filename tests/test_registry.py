@@ -6,11 +6,11 @@ without one of its rules, fails here, so nothing can be registered without being
 
 from __future__ import annotations
 
-from typing import Iterable, Mapping
+from collections.abc import Iterable, Mapping
 
 import numpy as np
-
 from cases import CASES, Case
+
 from functrans.core import Primitive
 from functrans.primitives import ALL_PRIMITIVES
 
@@ -95,8 +95,10 @@ def test_a_transpose_rule_without_a_linear_case_is_reported():
     prim = Primitive("scale_op")
     prim.transpose = lambda ct, x: [ct]
     assert untested_transposes({"scale_op": prim}, []) == ["scale_op"]
-    assert untested_transposes({"scale_op": prim}, [Case("scale_op", lambda rng: (),
-                                                          linear=(0,))]) == []
+    assert (
+        untested_transposes({"scale_op": prim}, [Case("scale_op", lambda rng: (), linear=(0,))])
+        == []
+    )
 
 
 def test_a_case_for_an_unregistered_primitive_is_reported():

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from cases import CASES, Case
 from hypothesis import given
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import array_shapes
@@ -18,7 +19,6 @@ import functrans
 from functrans.core import ShapedArray, Zero, aval_of
 from functrans.ir import eval_jaxpr, typecheck
 from functrans.testing import check_grads, check_jvp, check_vjp
-from cases import CASES, Case
 
 BATCH = 3
 
@@ -86,12 +86,14 @@ def _check_zero_jvp_rule(case: Case, operands) -> None:
     rng = np.random.default_rng(case.seed)
     tangents = [
         np.asarray(rng.standard_normal(np.shape(x)), np.asarray(x).dtype)
-        if _is_float(x) else Zero(aval_of(x))
+        if _is_float(x)
+        else Zero(aval_of(x))
         for x in operands
     ]
     out, t_out = case.primitive.jvp(list(operands), tangents, **case.params)
-    _assert_same(out, case.primitive.impl(*operands, **case.params), f"{case.id} jvp primal",
-                 exact=True)
+    _assert_same(
+        out, case.primitive.impl(*operands, **case.params), f"{case.id} jvp primal", exact=True
+    )
     if type(t_out) is not Zero:
         assert np.all(np.asarray(t_out) == 0), f"{case.id}: nonzero tangent {t_out}"
 
@@ -122,6 +124,7 @@ def test_vjp_dot_product_identity(case):
 
 # ---------------------------------------------------------------------------------------------
 # 4. Transpose consistency for linear operands: <u, A v> = <A^T u, v>
+
 
 def _linear_groups(case: Case) -> list[tuple[int, ...]]:
     """Operand groups to transpose: each linear operand alone, and all of them if jointly."""
@@ -170,9 +173,13 @@ def test_transpose_consistency(case, group):
     ws = [_random(rng, x.shape, x.dtype) for x in xs]
     combined = np.asarray(linear_map(*[2 * v - w for v, w in zip(vs, ws)]))
     assert combined.dtype == av.dtype
-    np.testing.assert_allclose(combined, 2 * av - np.asarray(linear_map(*ws)),
-                               rtol=1e-5 if single else 1e-12, atol=1e-5 if single else 1e-12,
-                               err_msg=f"{case.id}: not linear in operands {group}")
+    np.testing.assert_allclose(
+        combined,
+        2 * av - np.asarray(linear_map(*ws)),
+        rtol=1e-5 if single else 1e-12,
+        atol=1e-5 if single else 1e-12,
+        err_msg=f"{case.id}: not linear in operands {group}",
+    )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -211,9 +218,7 @@ def _check_vmap(case: Case, examples, in_axes, out_axes) -> None:
     _assert_same(got, expected, f"{case.id}: vmap in_axes={in_axes} out_axes={out_axes}")
 
 
-@pytest.mark.parametrize(
-    "case,pattern", VMAP, ids=[f"{c.id}-{p[0]}" for c, p in VMAP]
-)
+@pytest.mark.parametrize("case,pattern", VMAP, ids=[f"{c.id}-{p[0]}" for c, p in VMAP])
 def test_vmap_matches_loop(case, pattern):
     _, in_axes, out_axes = pattern
     examples = [case.operands(offset=b) for b in range(BATCH)]
@@ -237,17 +242,20 @@ def test_vmap_of_jvp_and_vjp_matches_loop(case):
         return args
 
     def f_jvp(operands, tangents):
-        return functrans.jvp(lambda *fl: fn(*with_floats(operands, fl)),
-                             [operands[i] for i in pos], list(tangents))[1]
+        return functrans.jvp(
+            lambda *fl: fn(*with_floats(operands, fl)), [operands[i] for i in pos], list(tangents)
+        )[1]
 
     def f_vjp(operands, ct):
-        return functrans.vjp(lambda *fl: fn(*with_floats(operands, fl)),
-                             *[operands[i] for i in pos])[1](ct)
+        return functrans.vjp(
+            lambda *fl: fn(*with_floats(operands, fl)), *[operands[i] for i in pos]
+        )[1](ct)
 
     rng = np.random.default_rng(case.seed + 2)
     examples = [case.operands(offset=b) for b in range(BATCH)]
-    tangents = [[_random(rng, np.shape(ex[i]), np.asarray(ex[i]).dtype) for i in pos]
-                for ex in examples]
+    tangents = [
+        [_random(rng, np.shape(ex[i]), np.asarray(ex[i]).dtype) for i in pos] for ex in examples
+    ]
     out_aval = aval_of(fn(*examples[0]))
     cts = [_random(rng, out_aval.shape, out_aval.dtype) for _ in examples]
     for f, extra in ((f_jvp, tangents), (f_vjp, cts)):
@@ -256,8 +264,9 @@ def test_vmap_of_jvp_and_vjp_matches_loop(case):
         stacked_extra = functrans.tree_util.tree_map(lambda *xs: np.stack(xs), *extra)
         got = functrans.vmap(f)(stacked_ops, stacked_extra)
         want = functrans.tree_util.tree_map(lambda *xs: np.stack(xs), *expected)
-        for g, w in zip(functrans.tree_util.tree_leaves(got),
-                        functrans.tree_util.tree_leaves(want), strict=True):
+        for g, w in zip(
+            functrans.tree_util.tree_leaves(got), functrans.tree_util.tree_leaves(want), strict=True
+        ):
             _assert_same(g, w, f"{case.id}: vmap of {f.__name__}")
 
 
@@ -267,8 +276,7 @@ def test_vmap_of_jvp_and_vjp_matches_loop(case):
 
 @pytest.mark.parametrize("case", [c for c in CASES if c.differentiable], ids=_ids)
 def test_check_grads_order2(case):
-    check_grads(case.fn(), case.operands(), order=2, atol=case.atol, rtol=case.rtol,
-                seed=case.seed)
+    check_grads(case.fn(), case.operands(), order=2, atol=case.atol, rtol=case.rtol, seed=case.seed)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -291,13 +299,19 @@ def test_staged_equals_eager(case):
 # Shape-generic checks with hypothesis: elementwise primitives and reductions
 
 # one per primitive, params and dtype (the ids of elementwise cases end with the shape)
-ELEMENTWISE = list({c.id.rsplit("-", 1)[0] + str(c.params): c for c in CASES
-                    if c.sample is not None and "axes" not in c.params
-                    and "axis" not in c.params}.values())
-REDUCTIONS = list({c.prim: c for c in CASES if c.sample is not None and "axes" in c.params}
-                  .values())
-ARG_REDUCTIONS = list({c.prim: c for c in CASES if c.sample is not None and "axis" in c.params}
-                      .values())
+ELEMENTWISE = list(
+    {
+        c.id.rsplit("-", 1)[0] + str(c.params): c
+        for c in CASES
+        if c.sample is not None and "axes" not in c.params and "axis" not in c.params
+    }.values()
+)
+REDUCTIONS = list(
+    {c.prim: c for c in CASES if c.sample is not None and "axes" in c.params}.values()
+)
+ARG_REDUCTIONS = list(
+    {c.prim: c for c in CASES if c.sample is not None and "axis" in c.params}.values()
+)
 _shapes = array_shapes(min_dims=0, max_dims=3, min_side=1, max_side=4)
 
 
@@ -319,8 +333,7 @@ def test_elementwise_rules_any_shape(case, shape, seed, batch_axis):
 def test_reduction_rules_any_shape_and_axes(case, data, seed):
     shape = data.draw(array_shapes(min_dims=1, max_dims=3, min_side=1, max_side=4))
     axes = tuple(sorted(data.draw(st.sets(st.integers(0, len(shape) - 1), min_size=1))))
-    case = Case(case.prim, case.make, params={"axes": axes}, linear=case.linear,
-                sample=case.sample)
+    case = Case(case.prim, case.make, params={"axes": axes}, linear=case.linear, sample=case.sample)
     operands = case.sample(np.random.default_rng(seed), shape)
     _check_abstract_eval(case, operands)
     check_jvp(case.fn(), operands, seed=seed)
@@ -335,8 +348,14 @@ def test_reduction_rules_any_shape_and_axes(case, data, seed):
 def test_arg_reduction_rules_any_shape_and_axis(case, data, seed):
     shape = data.draw(array_shapes(min_dims=1, max_dims=3, min_side=1, max_side=4))
     axis = data.draw(st.integers(0, len(shape) - 1))
-    case = Case(case.prim, case.make, params={**case.params, "axis": axis},
-                differentiable=False, float_output=False, sample=case.sample)
+    case = Case(
+        case.prim,
+        case.make,
+        params={**case.params, "axis": axis},
+        differentiable=False,
+        float_output=False,
+        sample=case.sample,
+    )
     operands = case.sample(np.random.default_rng(seed), shape)
     _check_abstract_eval(case, operands)
     _check_zero_jvp_rule(case, operands)

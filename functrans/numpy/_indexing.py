@@ -384,3 +384,9 @@ def at(x: Any) -> _AtIndexer:
     """`fnp.at(x)[idx].set(v)`: the functional update spelling for concrete NumPy arrays
     (traced arrays have `x.at[idx]`). Returns a new array; x is unchanged."""
     return _AtIndexer(x)
+
+
+__all__ = [
+    "at",
+    "take",
+]

@@ -31,10 +31,18 @@ def _array_ufunc(self, ufunc, method, *inputs, **kwargs):
 
 
 def _array_function(self, func, types, args, kwargs):
-    fn = getattr(fnp, func.__name__, None)
+    namespace = _SUBMODULES.get(func.__module__, fnp)
+    fn = getattr(namespace, func.__name__, None)
     if fn is None or fn is func:
-        return NotImplemented
+        raise TypeError(
+            f"numpy.{func.__name__} was called on a traced value, and functrans.numpy has no "
+            f"{func.__name__} yet; it cannot be traced. Rewrite it with functrans.numpy "
+            "functions, or apply it to concrete arrays outside the transformation."
+        )
     return fn(*args, **kwargs)
+
+
+_SUBMODULES = {"numpy.linalg": fnp.linalg, "numpy.fft": fnp.fft}
 
 
 _METHODS = {

@@ -101,3 +101,13 @@ def outer(a, b):
 
 def vdot(a, b):
     return dot(ravel(a), ravel(b))
+
+
+__all__ = [
+    "dot",
+    "inner",
+    "matmul",
+    "outer",
+    "tensordot",
+    "vdot",
+]

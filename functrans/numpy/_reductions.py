@@ -88,3 +88,16 @@ def argmin(x, axis=None):
         x = reshape(x, new_sizes=(aval_of(x).size,))
         axis = 0
     return red.argmin(x, axis=normalize_axis(axis, aval_of(x).ndim))
+
+
+__all__ = [
+    "amax",
+    "amin",
+    "argmax",
+    "argmin",
+    "max",
+    "mean",
+    "min",
+    "prod",
+    "sum",
+]

@@ -169,3 +169,24 @@ def full_like(x, fill_value, dtype=None):
     if isinstance(fill_value, Tracer):
         return broadcast_to(asarray(fill_value, dtype or aval.dtype), aval.shape)
     return np.full(aval.shape, fill_value, dtype or aval.dtype)
+
+
+__all__ = [
+    "atleast_1d",
+    "broadcast_to",
+    "concatenate",
+    "expand_dims",
+    "full_like",
+    "moveaxis",
+    "ndim",
+    "ones_like",
+    "ravel",
+    "reshape",
+    "shape",
+    "size",
+    "squeeze",
+    "stack",
+    "swapaxes",
+    "transpose",
+    "zeros_like",
+]

@@ -185,8 +185,9 @@ def _jvp_errors(flat: _Flat, x: list, t: list, opts: _Options, wide_fd: bool):
             failures.append((name, f"tangent has shape {to.shape} but the output {o.shape}"))
         elif d is None:
             if np.any(to != 0):
-                failures.append((name, "the output is not floating point but its tangent is "
-                                       "nonzero"))
+                failures.append(
+                    (name, "the output is not floating point but its tangent is nonzero")
+                )
         elif to.dtype != o.dtype:
             failures.append((name, f"tangent dtype {to.dtype} differs from output dtype {o.dtype}"))
         else:
@@ -196,8 +197,11 @@ def _jvp_errors(flat: _Flat, x: list, t: list, opts: _Options, wide_fd: bool):
                 abs_err = float(np.max(err))
                 rel_err = float(np.max(err / np.maximum(np.abs(d), np.finfo(float).tiny)))
                 failures.append(
-                    (name, f"max abs error {_fmt(abs_err)}, max rel error {_fmt(rel_err)} "
-                           f"(tolerance atol={atol:g} x scale {_fmt(scale)}, rtol={rtol:g})")
+                    (
+                        name,
+                        f"max abs error {_fmt(abs_err)}, max rel error {_fmt(rel_err)} "
+                        f"(tolerance atol={atol:g} x scale {_fmt(scale)}, rtol={rtol:g})",
+                    )
                 )
     return out, failures
 
@@ -229,7 +233,8 @@ def _jvp_check(f: Callable, args: tuple, opts: _Options, rng, where: _Where) -> 
         o, p = np.asarray(o), np.asarray(p)
         atol, rtol = opts.tolerances([p.dtype])
         same = o.shape == p.shape and (
-            np.allclose(o, p, atol=atol, rtol=rtol, equal_nan=True) if _is_float(p)
+            np.allclose(o, p, atol=atol, rtol=rtol, equal_nan=True)
+            if _is_float(p)
             else np.array_equal(o, p)
         )
         if not same:
@@ -363,16 +368,18 @@ def _check_grads(f, args, order, modes, opts, rng) -> None:
                     if k < order:
                         t = flat.like_args([_random_like(rng, x) for x in flat.diff_leaves])
                         described = f"(args, tangents) -> jvp({where.described})"
-                        next_level.append((_jvp_function(g), (g_args, t),
-                                           _Where(k + 1, here.modes, described)))
+                        next_level.append(
+                            (_jvp_function(g), (g_args, t), _Where(k + 1, here.modes, described))
+                        )
                 else:
                     _vjp_check(g, g_args, opts, rng, here)
                     if k < order:
                         out = flat.call(*flat.diff_leaves)
                         ct = tree_util.tree_map(lambda o: _random_like(rng, _as_leaf(o)), out)
                         described = f"(args, cotangent) -> vjp({where.described})"
-                        next_level.append((_vjp_function(g), (g_args, ct),
-                                           _Where(k + 1, here.modes, described)))
+                        next_level.append(
+                            (_vjp_function(g), (g_args, ct), _Where(k + 1, here.modes, described))
+                        )
         level = next_level
 
 
