@@ -538,3 +538,20 @@ add_case(
     tag="negative",
     linear=(0,),
 )
+
+
+# ---------------------------------------------------------------------------------------------
+# Cases of further primitive modules live beside this file, one file per area (cases_<area>.py,
+# e.g. cases_linalg.py); each imports the helpers above and calls add_case. Loaded last, so the
+# helpers exist when they run.
+
+
+def _load_area_cases() -> None:
+    import importlib
+    import pathlib
+
+    for path in sorted(pathlib.Path(__file__).parent.glob("cases_*.py")):
+        importlib.import_module(path.stem)
+
+
+_load_area_cases()

@@ -438,8 +438,9 @@ def check_vjp(
     """Check the VJP of `f` at `args` against its JVP by the dot-product identity.
 
     For random u (output-shaped) and v (input-shaped), <u, J v> from `jvp` must equal
-    <J^T u, v> from `vjp` (for complex values: the real part of the bilinear pairing), within `atol + rtol * ||u * Jv||`; no Jacobian is built. The
-    cotangents must also have the shapes and dtypes of the arguments.
+    <J^T u, v> from `vjp` (for complex values: the real part of the bilinear pairing), within
+    `atol + rtol * ||u * Jv||`; no Jacobian is built. The cotangents must also have the shapes
+    and dtypes of the arguments.
 
     Args:
       f: function of positional arguments (pytrees of arrays); float leaves are differentiated.
@@ -479,8 +480,9 @@ def check_grads(
     functions of order k: `(args, tangents) -> jvp(f, args, tangents)` for "fwd" and
     `(args, cotangent) -> vjp(f, *args)[1](cotangent)` for "rev", each again in every mode, at
     random tangents and cotangents. All checks of one order run before the next order, in the
-    order of `modes`, so a failure is reported at the lowest order that shows it. Key paths in messages of order >= 2 refer to those
-    functions' arguments: `args[0]` is the original arguments, `args[1]` the tangent/cotangent.
+    order of `modes`, so a failure is reported at the lowest order that shows it. Key paths in
+    messages of order >= 2 refer to those functions' arguments: `args[0]` is the original
+    arguments, `args[1]` the tangent/cotangent.
 
     Args:
       f: function of positional arguments (pytrees of arrays).
