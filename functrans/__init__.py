@@ -19,6 +19,7 @@ from functrans.api import (
 )
 from functrans.api_jacobians import hessian, hvp, jacfwd, jacobian, jacrev
 from functrans.api_vmap import vmap
+from functrans.custom_derivatives import custom_jvp, custom_vjp
 from functrans.errors import (
     BatchingError,
     ConcretizationError,
@@ -32,6 +33,8 @@ __version__ = "0.1.0"
 
 __all__ = [
     "BatchingError",
+    "custom_jvp",
+    "custom_vjp",
     "ConcretizationError",
     "LeakedTracerError",
     "NonDifferentiableInputError",

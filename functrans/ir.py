@@ -201,6 +201,8 @@ def _format_param(v: Any) -> str:
     if isinstance(v, (Jaxpr, ClosedJaxpr)):
         inner = pretty_print(v.jaxpr if isinstance(v, ClosedJaxpr) else v)
         return "\n      " + inner.replace("\n", "\n      ")
+    if callable(v) and not isinstance(v, type):
+        return getattr(v, "__name__", type(v).__name__)
     if isinstance(v, tuple):
         return "(" + ",".join(_format_param(x) for x in v) + ("," if len(v) == 1 else "") + ")"
     return repr(v) if isinstance(v, str) else str(v)

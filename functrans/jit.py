@@ -64,7 +64,7 @@ class Jitted:
         self._static_argnames = tuple(static_argnames)
         self._cache: dict[Any, Lowered] = {}
         self.trace_count = 0
-        functools.update_wrapper(self, fun)
+        functools.update_wrapper(self, fun, updated=())  # never copy fun.__dict__ over ours
 
     def _split(self, args: tuple, kwargs: dict):
         if not kwargs and not self._static_argnums:  # the common case, kept cheap
