@@ -19,6 +19,13 @@ from functrans.api import (
 )
 from functrans.api_jacobians import hessian, hvp, jacfwd, jacobian, jacrev
 from functrans.api_vmap import vmap
+from functrans.checkpoint import (
+    checkpoint,
+    checkpoint_name,
+    checkpoint_policies,
+    remat,
+    saved_residuals,
+)
 from functrans.custom_derivatives import custom_jvp, custom_vjp
 from functrans.errors import (
     BatchingError,
@@ -33,6 +40,11 @@ __version__ = "0.1.0"
 
 __all__ = [
     "BatchingError",
+    "checkpoint",
+    "checkpoint_name",
+    "checkpoint_policies",
+    "remat",
+    "saved_residuals",
     "custom_jvp",
     "custom_vjp",
     "ConcretizationError",

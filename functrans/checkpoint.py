@@ -1,0 +1,413 @@
+"""checkpoint (remat): trade recomputation for memory in reverse mode, and saved_residuals.
+
+Reverse mode keeps the residuals of the linearized program (the primal values its tangent
+equations read) from the forward pass to the backward pass. `checkpoint(f, policy)` keeps only
+f's inputs and the residuals the policy allows, and recomputes the others in the backward pass.
+
+How: f's JVP is staged once as a joint program (primal and tangent equations). Its primal-only
+equations run in the forward pass; residuals that the policy does not save are traced back to
+the primal equations that produce them, and those equations are re-run in the backward pass just
+before the tangent equations are transposed. `saved_residuals` reports the same analysis.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+
+from functrans import tree_util
+from functrans.api import _as_array, jvp_flat
+from functrans.api_vmap import vmap_flat
+from functrans.core import Primitive, UndefPrimal, aval_of, instantiate
+from functrans.interpreters.staging import trace_to_jaxpr
+from functrans.interpreters.transpose import backward_pass
+from functrans.ir import Eqn, Jaxpr, Literal, Var, eval_jaxpr
+from functrans.primitives import bdim_to
+from functrans.primitives.base import batch_size
+from functrans.primitives.elementwise import unary
+
+# ---------------------------------------------------------------------------------------------
+# Naming values, and policies
+
+
+def _name_impl(x, *, name):
+    return x
+
+
+name_p = unary("name", _name_impl, deriv=None)
+name_p.jvp = lambda primals, tangents, *, name: (
+    checkpoint_name(primals[0], name),
+    tangents[0],
+)
+
+
+def checkpoint_name(x: Any, name: str) -> Any:
+    """The identity, tagging x so that `save_only_these_names(name)` can save it."""
+    return name_p.bind(_as_array(x), name=name)
+
+
+# An identity that common-subexpression elimination cannot see through: recomputed equations
+# read their inputs through it, so jit never merges them back into the forward pass.
+barrier_p = unary("recompute_barrier", lambda x: x, deriv=None)
+barrier_p.jvp = lambda primals, tangents: (barrier_p.bind(primals[0]), tangents[0])
+
+
+class checkpoint_policies:  # noqa: N801 - JAX's name
+    """Which residuals a checkpointed function keeps: a policy maps an equation to True (save its
+    outputs) or False (recompute them)."""
+
+    @staticmethod
+    def nothing_saveable(eqn: Eqn) -> bool:
+        return False
+
+    @staticmethod
+    def everything_saveable(eqn: Eqn) -> bool:
+        return True
+
+    @staticmethod
+    def dots_saveable(eqn: Eqn) -> bool:
+        return eqn.prim.name == "dot_general"
+
+    checkpoint_dots = dots_saveable
+
+    @staticmethod
+    def save_only_these_names(*names: str) -> Callable[[Eqn], bool]:
+        wanted = set(names)
+        return lambda eqn: eqn.prim.name == "name" and eqn.params["name"] in wanted
+
+
+_POLICIES = {
+    None: checkpoint_policies.nothing_saveable,
+    "nothing": checkpoint_policies.nothing_saveable,
+    "everything": checkpoint_policies.everything_saveable,
+    "dots": checkpoint_policies.dots_saveable,
+}
+
+
+# ---------------------------------------------------------------------------------------------
+# The joint program and its split
+
+
+class _Split:
+    """f's JVP as a joint program, split into: primal equations (forward pass), equations to
+    recompute (backward pass) and tangent equations (transposed)."""
+
+    def __init__(self, fun: Callable, primals: Sequence[Any], policy: Callable[[Eqn], bool]):
+        avals = [aval_of(p) for p in primals]
+        n = len(avals)
+
+        def joint(*args):
+            outs, t_outs, _ = jvp_flat(lambda *x: (fun(*x), None), args[:n], args[n:])
+            return list(outs) + [instantiate(t) for t in t_outs]
+
+        jaxpr, consts = trace_to_jaxpr(joint, avals + avals)
+        self.jaxpr, self.consts = jaxpr, consts
+        self.n_in = n
+        self.n_out = len(jaxpr.outvars) // 2
+        primal_in, tangent_in = jaxpr.invars[:n], jaxpr.invars[n:]
+        tangent_vars = set(tangent_in)
+        self.primal_eqns: list[Eqn] = []
+        self.tangent_eqns: list[Eqn] = []
+        producer: dict[Var, Eqn] = {}
+        for eqn in jaxpr.eqns:
+            if any(type(a) is Var and a in tangent_vars for a in eqn.inputs):
+                self.tangent_eqns.append(eqn)
+                tangent_vars.update(eqn.outputs)
+            else:
+                self.primal_eqns.append(eqn)
+                for v in eqn.outputs:
+                    producer[v] = eqn
+        available = set(primal_in) | set(jaxpr.constvars)
+        # residuals: primal values read by the tangent equations or output as tangents
+        needed = {
+            a
+            for e in self.tangent_eqns
+            for a in e.inputs
+            if type(a) is Var and a not in tangent_vars
+        }
+        needed |= {
+            a for a in jaxpr.outvars[self.n_out :] if type(a) is Var and a not in tangent_vars
+        }
+        self.needed = self._ordered(needed, producer)  # everything the backward pass reads
+        self.residuals = [v for v in self.needed if v not in available]
+        # Walk back from the residuals: a value whose producer the policy saves is kept from the
+        # forward pass; any other is recomputed from its producer's inputs, recursively.
+        saved: set[Var] = set()
+        recompute: set[int] = set()
+        seen: set[Var] = set()
+        stack = list(self.residuals)
+        while stack:
+            v = stack.pop()
+            if v in seen or v in available:
+                continue
+            seen.add(v)
+            eqn = producer[v]
+            if policy(eqn):
+                saved.add(v)
+            elif id(eqn) not in recompute:
+                recompute.add(id(eqn))
+                stack.extend(a for a in eqn.inputs if type(a) is Var)
+        self.saved = self._ordered(saved, producer)
+        self.recompute_eqns = [e for e in self.primal_eqns if id(e) in recompute]
+        # the forward pass runs only what the outputs and the saved values need
+        live = {a for a in jaxpr.outvars[: self.n_out] if type(a) is Var} | saved
+        forward = []
+        for eqn in reversed(self.primal_eqns):
+            if any(v in live for v in eqn.outputs):
+                forward.append(eqn)
+                live.update(a for a in eqn.inputs if type(a) is Var)
+        self.forward_eqns = forward[::-1]
+        self.producer = producer
+        self.tangent_in = tangent_in
+        self.primal_in = primal_in
+
+    @staticmethod
+    def _ordered(vs: set, producer: dict) -> list[Var]:
+        order = {v: i for i, e in enumerate(producer.values()) for v in e.outputs}
+        return sorted(vs, key=lambda v: order.get(v, -1))
+
+    def forward(self, primals: Sequence[Any]) -> tuple[list[Any], list[Any]]:
+        """Run the primal equations: f's outputs and the saved residuals."""
+        env = dict(zip(self.jaxpr.constvars, self.consts, strict=True))
+        env.update(zip(self.primal_in, primals, strict=True))
+        keep = {a for a in self.jaxpr.outvars[: self.n_out] if type(a) is Var} | set(self.saved)
+        _run(self.forward_eqns, env, keep=keep)
+        outs = [_read(env, a) for a in self.jaxpr.outvars[: self.n_out]]
+        return outs, [env[v] for v in self.saved]
+
+    def residual_env(self, primals: Sequence[Any], saved: Sequence[Any]) -> dict:
+        """Inputs, saved residuals and the recomputed ones (read through a CSE barrier)."""
+        env = dict(zip(self.jaxpr.constvars, self.consts, strict=True))
+        env.update(zip(self.primal_in, [barrier_p.bind(p) for p in primals], strict=True))
+        env.update(zip(self.saved, saved, strict=True))
+        _run(self.recompute_eqns, env, keep=set(self.needed))
+        return env
+
+    def linear_program(self, env: dict) -> tuple[Jaxpr, list[Any]]:
+        """The tangent equations as a linear program with its residuals bound."""
+        tangent_vars = set(self.tangent_in) | {v for e in self.tangent_eqns for v in e.outputs}
+        constvars = sorted(
+            {
+                a
+                for e in self.tangent_eqns
+                for a in e.inputs
+                if type(a) is Var and a not in tangent_vars
+            }
+            | {
+                a
+                for a in self.jaxpr.outvars[self.n_out :]
+                if type(a) is Var and a not in tangent_vars
+            },
+            key=id,
+        )
+        jaxpr = Jaxpr(
+            constvars, self.tangent_in, self.tangent_eqns, self.jaxpr.outvars[self.n_out :]
+        )
+        return jaxpr, [env[v] for v in constvars]
+
+
+def _run(eqns: Sequence[Eqn], env: dict, keep: set | None = None) -> None:
+    """Evaluate equations into env; with `keep`, values outside it are dropped after their last
+    use (the recomputation's peak memory is one segment's residuals, not all its values)."""
+    last_use = {}
+    if keep is not None:
+        for i, eqn in enumerate(eqns):
+            for a in eqn.inputs:
+                if type(a) is Var:
+                    last_use[a] = i
+    for i, eqn in enumerate(eqns):
+        outs = eqn.prim.bind(*[_read(env, a) for a in eqn.inputs], **eqn.params)
+        env.update(zip(eqn.outputs, outs if eqn.prim.multiple_results else [outs], strict=True))
+        if keep is not None:
+            for a in eqn.inputs:
+                if type(a) is Var and last_use.get(a) == i and a not in keep:
+                    env.pop(a, None)
+
+
+def _read(env: dict, a: Any) -> Any:
+    return a.val if type(a) is Literal else env[a]
+
+
+# ---------------------------------------------------------------------------------------------
+# checkpoint_call(*args, fun, policy) and remat_lin(*primals, *saved, *tangents, split)
+
+checkpoint_call_p = Primitive("checkpoint", multiple_results=True)
+
+
+def _checkpoint_jvp(primals, tangents, *, fun, policy):
+    split = _Split(fun, primals, policy)
+    outs, saved = split.forward(primals)
+    t_outs = remat_lin_p.bind(*primals, *saved, *[instantiate(t) for t in tangents], split=split)
+    return outs, t_outs
+
+
+def _checkpoint_abstract_eval(*avals, fun, policy):
+    jaxpr, _ = trace_to_jaxpr(lambda *xs: fun(*xs), avals)
+    return jaxpr.out_avals
+
+
+def _checkpoint_batch(vals, dims, *, fun, policy):
+    size = batch_size(vals, dims)
+    vals = [v if d is None else bdim_to(v, d, 0, size) for v, d in zip(vals, dims, strict=True)]
+    in_dims = [None if d is None else 0 for d in dims]
+
+    def fun_b(*xs):
+        outs, out_dims = vmap_flat(lambda *a: list(fun(*a)), xs, in_dims, size)
+        return [bdim_to(o, d, 0, size) for o, d in zip(outs, out_dims, strict=True)]
+
+    fun_b.__name__ = getattr(fun, "__name__", "fun")
+    outs = checkpoint_call_p.bind(*vals, fun=fun_b, policy=policy)
+    return outs, [0] * len(outs)
+
+
+checkpoint_call_p.impl = lambda *args, fun, policy: fun(*args)
+checkpoint_call_p.abstract_eval = _checkpoint_abstract_eval
+checkpoint_call_p.jvp = _checkpoint_jvp
+checkpoint_call_p.batch = _checkpoint_batch
+
+remat_lin_p = Primitive("remat_lin", multiple_results=True)
+
+
+def _split_ops(ops, split: _Split):
+    n, s = split.n_in, len(split.saved)
+    return list(ops[:n]), list(ops[n : n + s]), list(ops[n + s :])
+
+
+def _remat_lin_impl(*ops, split):
+    primals, saved, tangents = _split_ops(ops, split)
+    jaxpr, consts = split.linear_program(split.residual_env(primals, saved))
+    return eval_jaxpr(jaxpr, consts, *tangents)
+
+
+def _remat_lin_transpose(cts, *ops, split):
+    primals, saved, tangents = _split_ops(ops, split)
+    jaxpr, consts = split.linear_program(split.residual_env(primals, saved))
+    cts_in = backward_pass(jaxpr, consts, [instantiate(c) for c in cts])
+    cts_in = [c if type(t) is UndefPrimal else None for c, t in zip(cts_in, tangents, strict=True)]
+    return [None] * (len(primals) + len(saved)) + cts_in
+
+
+def _remat_lin_jvp(primals, tangents, *, split):
+    outs, t_outs, _ = jvp_flat(
+        lambda *ops: (_remat_lin_impl(*ops, split=split), None), primals, tangents
+    )
+    return outs, t_outs
+
+
+def _remat_lin_batch(vals, dims, *, split):
+    size = batch_size(vals, dims)
+    vals = [v if d is None else bdim_to(v, d, 0, size) for v, d in zip(vals, dims, strict=True)]
+    in_dims = [None if d is None else 0 for d in dims]
+    outs, out_dims = vmap_flat(lambda *ops: _remat_lin_impl(*ops, split=split), vals, in_dims, size)
+    return [bdim_to(o, d, 0, size) for o, d in zip(outs, out_dims, strict=True)], [0] * len(outs)
+
+
+remat_lin_p.impl = _remat_lin_impl
+remat_lin_p.abstract_eval = lambda *avals, split: [
+    v.aval for v in split.jaxpr.outvars[split.n_out :]
+]
+remat_lin_p.jvp = _remat_lin_jvp
+remat_lin_p.transpose = _remat_lin_transpose
+remat_lin_p.batch = _remat_lin_batch
+
+
+# ---------------------------------------------------------------------------------------------
+# Public API
+
+
+def _policy(policy: Any) -> Callable[[Eqn], bool]:
+    if callable(policy):
+        return policy
+    if policy in _POLICIES:
+        return _POLICIES[policy]
+    raise ValueError(
+        f"checkpoint: unknown policy {policy!r}; use None / 'nothing', 'everything', 'dots', or "
+        "a policy from functrans.checkpoint_policies (e.g. save_only_these_names('h'))."
+    )
+
+
+def checkpoint(fun: Callable, policy: Any = None) -> Callable:
+    """`fun` whose reverse mode recomputes intermediates instead of storing them.
+
+    Args:
+      fun: the function.
+      policy: which residuals to keep anyway: None or 'nothing' (keep only the inputs),
+        'everything' (no recomputation), 'dots' (keep dot/matmul outputs), or a callable from
+        `checkpoint_policies` such as `save_only_these_names("h")` (values tagged with
+        `checkpoint_name`).
+
+    Returns:
+      A function with `fun`'s signature and values; only its derivatives' memory use changes.
+
+    Example:
+      >>> layer = checkpoint(lambda x: fnp.sin(fnp.sin(x)))
+      >>> grad(lambda x: fnp.sum(layer(x)))(np.ones(3))    # cos(sin 1) cos(1), recomputed
+      array([0.3600..., 0.3600..., 0.3600...])
+    """
+    rule = _policy(policy)
+
+    @functools.wraps(fun)
+    def checkpointed(*args):
+        flat, in_tree = tree_util.tree_flatten(args)
+        store: dict = {}
+
+        def flat_fun(*xs):
+            out = fun(*tree_util.tree_unflatten(in_tree, list(xs)))
+            leaves, store["out_tree"] = tree_util.tree_flatten(out)
+            return [_as_array(x) for x in leaves]
+
+        flat_fun.__name__ = getattr(fun, "__name__", "fun")
+        outs = checkpoint_call_p.bind(*[_as_array(x) for x in flat], fun=flat_fun, policy=rule)
+        if "out_tree" not in store:
+            trace_to_jaxpr(flat_fun, [aval_of(_as_array(x)) for x in flat])
+        return tree_util.tree_unflatten(store["out_tree"], outs)
+
+    return checkpointed
+
+
+remat = checkpoint
+
+
+def saved_residuals(fun: Callable, *args: Any) -> list[dict]:
+    """What reverse mode through `fun` keeps from the forward pass to the backward pass.
+
+    Returns:
+      One dict per residual: shape, dtype, bytes, and the primitive that produced it ("input"
+      for an argument of fun). Inside `checkpoint`, only the inputs and saved values appear.
+
+    Example:
+      >>> saved_residuals(lambda x: fnp.sum(fnp.sin(x) * x), np.ones(3))[0]["primitive"]
+      'cos'
+    """
+    flat, in_tree = tree_util.tree_flatten(args)
+    flat = [_as_array(x) for x in flat]
+
+    def flat_fun(*xs):
+        return [
+            _as_array(o)
+            for o in tree_util.tree_leaves(fun(*tree_util.tree_unflatten(in_tree, list(xs))))
+        ]
+
+    split = _Split(flat_fun, flat, checkpoint_policies.everything_saveable)
+    inputs = set(split.primal_in)
+    return [
+        _describe(v, "input" if v in inputs else split.producer[v].prim.name)
+        for v in split.needed
+        if v not in split.jaxpr.constvars
+    ]
+
+
+def _describe(v: Var, primitive: str) -> dict:
+    aval = v.aval
+    return {
+        "shape": aval.shape,
+        "dtype": aval.dtype,
+        "bytes": int(np.prod(aval.shape, dtype=np.int64)) * aval.dtype.itemsize,
+        "primitive": primitive,
+    }
+
+
+__all__ = ["checkpoint", "checkpoint_name", "checkpoint_policies", "remat", "saved_residuals"]
