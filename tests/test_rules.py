@@ -63,13 +63,18 @@ def _assert_same(got, want, what: str, exact: bool = False):
 # 1. abstract_eval matches impl
 
 
+def _outs(prim, x):
+    return list(x) if prim.multiple_results else [x]
+
+
 def _check_abstract_eval(case: Case, operands) -> None:
     prim = case.primitive
-    out = prim.impl(*operands, **case.params)
-    aval = prim.abstract_eval(*[aval_of(x) for x in operands], **case.params)
-    assert isinstance(aval, ShapedArray)
-    assert aval == aval_of(out), f"{case.id}: abstract_eval gives {aval}, impl {aval_of(out)}"
-    assert np.issubdtype(aval.dtype, np.inexact) == case.float_output
+    outs = _outs(prim, prim.impl(*operands, **case.params))
+    avals = _outs(prim, prim.abstract_eval(*[aval_of(x) for x in operands], **case.params))
+    for aval, out in zip(avals, outs, strict=True):
+        assert isinstance(aval, ShapedArray)
+        assert aval == aval_of(out), f"{case.id}: abstract_eval gives {aval}, impl {aval_of(out)}"
+        assert np.issubdtype(aval.dtype, np.inexact) == case.float_output
 
 
 @pytest.mark.parametrize("case", CASES, ids=_ids)
@@ -213,9 +218,14 @@ def _check_vmap(case: Case, examples, in_axes, out_axes) -> None:
         fn(*[examples[0][i] if a is None else ex[i] for i, a in enumerate(in_axes)])
         for ex in examples
     ]
-    expected = np.stack([np.asarray(r) for r in per_example], axis=out_axes)
-    got = functrans.vmap(fn, in_axes=in_axes, out_axes=out_axes)(*batched_args)
-    _assert_same(got, expected, f"{case.id}: vmap in_axes={in_axes} out_axes={out_axes}")
+    prim = case.primitive
+    expected = [
+        np.stack([np.asarray(r) for r in rs], axis=out_axes)
+        for rs in zip(*[_outs(prim, r) for r in per_example])
+    ]
+    got = _outs(prim, functrans.vmap(fn, in_axes=in_axes, out_axes=out_axes)(*batched_args))
+    for g, e in zip(got, expected, strict=True):
+        _assert_same(g, e, f"{case.id}: vmap in_axes={in_axes} out_axes={out_axes}")
 
 
 @pytest.mark.parametrize("case,pattern", VMAP, ids=[f"{c.id}-{p[0]}" for c, p in VMAP])
@@ -256,8 +266,13 @@ def test_vmap_of_jvp_and_vjp_matches_loop(case):
     tangents = [
         [_random(rng, np.shape(ex[i]), np.asarray(ex[i]).dtype) for i in pos] for ex in examples
     ]
-    out_aval = aval_of(fn(*examples[0]))
-    cts = [_random(rng, out_aval.shape, out_aval.dtype) for _ in examples]
+    out0 = fn(*examples[0])
+    cts = [
+        functrans.tree_util.tree_map(
+            lambda o: _random(rng, aval_of(o).shape, aval_of(o).dtype), out0
+        )
+        for _ in examples
+    ]
     for f, extra in ((f_jvp, tangents), (f_vjp, cts)):
         expected = [f(list(ex), e) for ex, e in zip(examples, extra)]
         stacked_ops = [np.stack([ex[i] for ex in examples]) for i in range(len(examples[0]))]
@@ -290,9 +305,11 @@ def test_staged_equals_eager(case):
     closed = functrans.make_jaxpr(fn)(*operands)
     typecheck(closed.jaxpr)
     assert [e.prim.name for e in closed.eqns] == [case.prim]
-    (staged,) = eval_jaxpr(closed.jaxpr, closed.consts, *operands)
-    _assert_same(staged, fn(*operands), f"{case.id}: staged vs eager", exact=True)
-    assert closed.out_avals == [aval_of(fn(*operands))]
+    staged = eval_jaxpr(closed.jaxpr, closed.consts, *operands)
+    eager = _outs(case.primitive, fn(*operands))
+    for s, e in zip(staged, eager, strict=True):
+        _assert_same(s, e, f"{case.id}: staged vs eager", exact=True)
+    assert closed.out_avals == [aval_of(e) for e in eager]
 
 
 # ---------------------------------------------------------------------------------------------

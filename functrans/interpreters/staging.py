@@ -17,15 +17,15 @@ from functrans.ir import Eqn, Jaxpr, Literal, Var
 
 
 class StagingTracer(Tracer):
-    __slots__ = ("var",)
+    __slots__ = ("ir_var",)  # not "var": tracers have the array method .var()
 
     def __init__(self, trace: StagingTrace, var: Var):
         self._trace = trace
-        self.var = var
+        self.ir_var = var
 
     @property
     def aval(self) -> ShapedArray:
-        return self.var.aval
+        return self.ir_var.aval
 
 
 class StagingTrace(Trace):
@@ -46,7 +46,7 @@ class StagingTrace(Trace):
 
     def to_atom(self, x: Any) -> Var | Literal:
         if type(x) is StagingTracer and x._trace is self:
-            return x.var
+            return x.ir_var
         if isinstance(x, Tracer):
             self.check_foreign(x)
         elif np.ndim(x) == 0:

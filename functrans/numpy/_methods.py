@@ -90,17 +90,35 @@ _METHODS = {
     "swapaxes": fnp.swapaxes,
     "astype": fnp.astype,
     "clip": fnp.clip,
-    "conj": lambda self: _real_only(self, "conj()"),
+    "conj": fnp.conj,
+    "conjugate": fnp.conjugate,
+    "__mod__": fnp.remainder,
+    "__rmod__": _swap(fnp.remainder),
+    "__xor__": fnp.logical_xor,
+    "__rxor__": _swap(fnp.logical_xor),
+    "round": fnp.round,
+    "all": fnp.all,
+    "any": fnp.any,
+    "cumsum": fnp.cumsum,
+    "cumprod": fnp.cumprod,
+    "var": fnp.var,
+    "std": fnp.std,
+    "trace": fnp.trace,
+    "diagonal": fnp.diagonal,
+    "repeat": fnp.repeat,
+    "take": fnp.take,
+    "argsort": fnp.argsort,
+    "searchsorted": fnp.searchsorted,
+    "nonzero": fnp.nonzero,
+    "sort": lambda self, *args, **kwargs: _sort_in_place(self),
 }
 
 
-def _real_only(self, what):
-    if self.aval.dtype.kind == "c":
-        raise TypeError(
-            f"{what} of a traced complex value is not supported yet; complex numbers are only "
-            "supported in plain arithmetic so far."
-        )
-    return self
+def _sort_in_place(self):
+    raise TypeError(
+        f"x.sort() sorts in place, but a traced {self.aval.str_short()} is immutable; use "
+        "y = functrans.numpy.sort(x, axis=...) (or np.sort(x)), which returns a sorted copy."
+    )
 
 
 def _reshape(self, *shape, order="C"):
@@ -118,7 +136,8 @@ def attach() -> None:
     Tracer.transpose = _transpose
     Tracer.T = property(lambda self: fnp.transpose(self))
     Tracer.at = property(lambda self: fnp.at(self))
-    Tracer.real = property(lambda self: _real_only(self, ".real"))
+    Tracer.real = property(lambda self: fnp.real(self))
+    Tracer.imag = property(lambda self: fnp.imag(self))
 
 
 __all__ = ["attach", "np"]
