@@ -63,6 +63,7 @@ class Jitted:
         self._static_argnums = tuple(static_argnums)
         self._static_argnames = tuple(static_argnames)
         self._cache: dict[Any, Lowered] = {}
+        self._fast: dict[Any, Callable] = {}
         self.trace_count = 0
         functools.update_wrapper(self, fun, updated=())  # never copy fun.__dict__ over ours
 
@@ -123,14 +124,41 @@ class Jitted:
         return Lowered(traced, simple, simple_consts, store["out_tree"])
 
     def __call__(self, *args, **kwargs):
+        if not kwargs and _current_trace.get() is eval_trace:
+            # Fast path: positional arrays and floats only, no static arguments. The signature
+            # is then just each argument's type, shape and dtype.
+            try:
+                sig = tuple([(type(a), a.shape, a.dtype) for a in args])
+            except AttributeError:
+                sig = None
+            run = self._fast.get(sig) if sig is not None else None
+            if run is not None:
+                return run(args)
         lowered, leaves = self._lower(args, kwargs)
         if _current_trace.get() is eval_trace:
-            outs = lowered.compiled(*leaves)
-            # results are the caller's: never the cached constants, never views of the inputs
-            outs = [_finish(o, leaves + lowered.consts) for o in outs]
-        else:
-            outs = eval_jaxpr(lowered.jaxpr, lowered.consts, *leaves)
+            run = self._runner(lowered)
+            if not kwargs and not self._static_argnums and sig is not None:
+                self._fast[sig] = run
+            return run(leaves)
+        outs = eval_jaxpr(lowered.jaxpr, lowered.consts, *leaves)
         return tree_util.tree_unflatten(lowered.out_tree, outs)
+
+    @staticmethod
+    def _runner(lowered: Lowered) -> Callable:
+        program = lowered.compiled
+        consts = lowered.consts
+        out_tree = lowered.out_tree
+        single = tree_util.treedef_is_leaf(out_tree)
+
+        def run(leaves):
+            outs = program(*leaves)
+            # results are the caller's: never the cached constants, never views of the inputs
+            ins = (*leaves, *consts)
+            if single:
+                return _finish(outs[0], ins)
+            return tree_util.tree_unflatten(out_tree, [_finish(o, ins) for o in outs])
+
+        return run
 
     def lower(self, *args, **kwargs) -> Lowered:
         """The staged, simplified program for these arguments' signature, and its source."""
@@ -138,6 +166,7 @@ class Jitted:
 
     def clear_cache(self) -> None:
         self._cache.clear()
+        self._fast.clear()
 
     @property
     def cache_size(self) -> int:
