@@ -6,7 +6,7 @@ Write a pure function with `functrans.numpy`; get back its derivatives (`grad`, 
 linearizing and transposing.
 """
 
-from functrans import numpy, tree_util  # noqa: F401
+from functrans import lax, numpy, tree_util  # noqa: F401
 from functrans.api import (
     grad,
     jvp,
@@ -59,6 +59,7 @@ __all__ = [
     "jacrev",
     "jit",
     "jvp",
+    "lax",
     "linear_transpose",
     "linearize",
     "make_jaxpr",

@@ -1,0 +1,209 @@
+"""Structured control flow: cond, switch, while_loop, fori_loop, scan, map.
+
+Under evaluation and differentiation the predicate, index and trip count are concrete, so each
+construct runs as ordinary Python: forward mode follows the branch taken, and reverse mode
+records exactly the iterations that ran — so reverse mode works through `while_loop` and
+`fori_loop` with a value-dependent trip count. Under vmap a batched predicate or index turns
+`cond`/`switch` into a select over all branches, and `while_loop` into a loop that runs until
+every lane is done (finished lanes keep their values). Staging a construct whose predicate is
+traced (jit, make_jaxpr) is not supported yet: it raises an error naming the construct.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+
+from functrans import tree_util
+from functrans.core import Tracer
+from functrans.errors import BatchingError, ConcretizationError
+from functrans.interpreters.batching import BatchTracer
+
+_BATCHED = object()
+
+
+def _concrete(x: Any, construct: str) -> Any:
+    """The Python value of a predicate/index/bound, or _BATCHED when it varies over a vmap."""
+    if not isinstance(x, Tracer):
+        return np.asarray(x).item()
+    try:
+        return np.asarray(x.to_concrete(f"the {construct} predicate")).item()
+    except BatchingError:
+        return _BATCHED
+    except ConcretizationError:
+        raise ConcretizationError(
+            f"lax.{construct}: its predicate/index {x.aval.str_short()} is traced (inside jit or "
+            "make_jaxpr), and staging lax control flow on traced values is not supported yet. "
+            "Use functrans.numpy.where for elementwise choices, pass the deciding value as a "
+            "static argument (jit(..., static_argnums=...)), or call the function without jit."
+        ) from None
+
+
+def _any_lane(p: Any) -> bool:
+    """Whether a batched boolean is true in any lane (reducing over every enclosing vmap)."""
+    import functrans.numpy as fnp
+
+    while isinstance(p, BatchTracer):
+        p = fnp.any(p.val, axis=p.batch_dim)
+    return bool(p)
+
+
+def _select(pred: Any, on_true: Any, on_false: Any) -> Any:
+    import functrans.numpy as fnp
+
+    return tree_util.tree_map(lambda t, f: fnp.where(pred, t, f), on_true, on_false)
+
+
+def cond(pred: Any, true_fun: Callable, false_fun: Callable, *operands: Any) -> Any:
+    """`true_fun(*operands)` if pred else `false_fun(*operands)`.
+
+    Under vmap with a batched predicate both branches run and the results are selected per
+    element; the branches must then return the same structure, shapes and dtypes.
+
+    Example:
+      >>> cond(-2.0 > 0, lambda x: x, lambda x: -x, -2.0)
+      2.0
+    """
+    if np.ndim(pred) != 0:
+        raise TypeError(
+            f"lax.cond: the predicate must be a scalar boolean, got shape {np.shape(pred)}; use "
+            "functrans.numpy.where for elementwise choices."
+        )
+    p = _concrete(pred, "cond")
+    if p is not _BATCHED:
+        return (true_fun if p else false_fun)(*operands)
+    return _select(pred, true_fun(*operands), false_fun(*operands))
+
+
+def switch(index: Any, branches: Sequence[Callable], *operands: Any) -> Any:
+    """`branches[index](*operands)`, with index clamped to the valid range (as JAX does).
+
+    Example:
+      >>> switch(1, [lambda x: x, lambda x: 2 * x], 3.0)
+      6.0
+    """
+    import functrans.numpy as fnp
+
+    n = len(branches)
+    if n == 0:
+        raise ValueError("lax.switch needs at least one branch")
+    i = _concrete(index, "switch")
+    if i is not _BATCHED:
+        return branches[min(max(int(i), 0), n - 1)](*operands)
+    clamped = fnp.clip(index, 0, n - 1)
+    outs = [b(*operands) for b in branches]
+    result = outs[-1]
+    for k in range(n - 2, -1, -1):
+        result = _select(fnp.equal(clamped, k), outs[k], result)
+    return result
+
+
+def while_loop(cond_fun: Callable, body_fun: Callable, init_val: Any) -> Any:
+    """Repeat `val = body_fun(val)` while `cond_fun(val)`; differentiable in both modes, also
+    when the number of iterations depends on the values (reverse mode records each iteration).
+
+    Example:
+      >>> while_loop(lambda v: v < 10.0, lambda v: 2 * v, 1.0)
+      16.0
+    """
+    val = init_val
+    while True:
+        p = cond_fun(val)
+        c = _concrete(p, "while_loop")
+        if c is _BATCHED:
+            if not _any_lane(p):
+                return val
+            val = _select(p, body_fun(val), val)  # finished lanes keep their values
+        elif c:
+            val = body_fun(val)
+        else:
+            return val
+
+
+def fori_loop(lower: Any, upper: Any, body_fun: Callable, init_val: Any) -> Any:
+    """`val = body_fun(i, val)` for i in range(lower, upper); bounds may depend on values.
+
+    Example:
+      >>> fori_loop(0, 3, lambda i, v: v + i, 0.0)
+      3.0
+    """
+    lo, hi = _concrete(lower, "fori_loop"), _concrete(upper, "fori_loop")
+    if lo is _BATCHED or hi is _BATCHED:
+        import functrans.numpy as fnp
+
+        def body(state):
+            i, v = state
+            return i + 1, body_fun(i, v)
+
+        return while_loop(lambda s: fnp.less(s[0], upper), body, (lower, init_val))[1]
+    val = init_val
+    for i in range(int(lo), int(hi)):
+        val = body_fun(i, val)
+    return val
+
+
+def scan(
+    f: Callable,
+    init: Any,
+    xs: Any = None,
+    length: int | None = None,
+    reverse: bool = False,
+) -> tuple[Any, Any]:
+    """Loop `carry, y = f(carry, x)` over the leading axis of xs; returns (carry, stacked ys).
+
+    Args:
+      f: the step function.
+      init: the initial carry (a pytree).
+      xs: a pytree of arrays sharing a leading axis, or None (then `length` is required).
+      length: the number of steps when xs is None (checked against xs otherwise).
+      reverse: run from the last element to the first (ys stay in xs's order).
+
+    Example:
+      >>> scan(lambda c, x: (c + x, c), 0.0, np.arange(3.0))
+      (3.0, array([0., 0., 1.]))
+    """
+    import functrans.numpy as fnp
+
+    leaves = tree_util.tree_leaves(xs)
+    lengths = {np.shape(x)[0] if np.ndim(x) else None for x in leaves}
+    if None in lengths:
+        raise ValueError("lax.scan: every leaf of xs needs a leading axis to scan over")
+    if length is not None:
+        lengths.add(int(length))
+    if len(lengths) != 1:
+        raise ValueError(
+            f"lax.scan: xs leaves and length disagree on the number of steps: {sorted(lengths)}"
+        )
+    n = lengths.pop()
+    carry = init
+    ys = []
+    steps = range(n - 1, -1, -1) if reverse else range(n)
+    for i in steps:
+        x = tree_util.tree_map(lambda a: a[i], xs) if xs is not None else None
+        carry, y = f(carry, x)
+        ys.append(y)
+    if reverse:
+        ys.reverse()
+    if not ys or ys[0] is None:
+        return carry, None
+    return carry, tree_util.tree_map(lambda *ys_: fnp.stack(ys_), *ys)
+
+
+def map(f: Callable, xs: Any, batch_size: int | None = None) -> Any:  # noqa: A001 - JAX's name
+    """`f` applied to each element of xs along its leading axis, stacked: sequentially, or
+    `batch_size` elements at a time with vmap.
+
+    Example:
+      >>> map(lambda x: x ** 2, np.arange(3.0))
+      array([0., 1., 4.])
+    """
+    if batch_size is not None:
+        from functrans.api_vmap import vmap
+
+        return vmap(f, chunk_size=int(batch_size))(xs)
+    return scan(lambda c, x: (c, f(x)), None, xs)[1]
+
+
+__all__ = ["cond", "fori_loop", "map", "scan", "switch", "while_loop"]

@@ -1,0 +1,120 @@
+"""Structured control flow (functrans.lax) through grad, jvp, vmap and their compositions."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import functrans as ft
+import functrans.numpy as fnp
+from functrans import lax
+from functrans.errors import ConcretizationError
+
+
+def piecewise(x):
+    return lax.cond(x > 0, lambda x: x**2, lambda x: -3.0 * x, x)
+
+
+def test_cond_follows_the_branch_taken_in_every_mode():
+    assert piecewise(2.0) == 4.0 and piecewise(-2.0) == 6.0
+    assert ft.grad(piecewise)(2.0) == 4.0 and ft.grad(piecewise)(-2.0) == -3.0
+    assert ft.jvp(piecewise, (2.0,), (1.0,))[1] == 4.0
+    xs = np.array([-1.0, 0.5, 2.0])
+    np.testing.assert_allclose(ft.vmap(piecewise)(xs), [3.0, 0.25, 4.0])
+    np.testing.assert_allclose(ft.vmap(ft.grad(piecewise))(xs), [-3.0, 1.0, 4.0])
+    np.testing.assert_allclose(ft.jacfwd(ft.vmap(piecewise))(xs), np.diag([-3.0, 1.0, 4.0]))
+    np.testing.assert_allclose(ft.jit(ft.vmap(piecewise))(xs), [3.0, 0.25, 4.0])
+
+
+def test_cond_with_pytree_operands_and_static_predicates_under_jit():
+    def f(p, flag):
+        return lax.cond(flag, lambda p: {"a": p["a"] * 2}, lambda p: {"a": p["a"] + 1}, p)
+
+    assert f({"a": 1.0}, True)["a"] == 2.0
+    assert ft.jit(f, static_argnums=1)({"a": 1.0}, False)["a"] == 2.0
+
+
+def test_switch_clamps_and_selects_under_vmap():
+    branches = [lambda x: x, lambda x: 2 * x, lambda x: 3 * x]
+    assert lax.switch(1, branches, 3.0) == 6.0
+    assert lax.switch(7, branches, 1.0) == 3.0 and lax.switch(-2, branches, 1.0) == 1.0
+    out = ft.vmap(lambda i, x: lax.switch(i, branches, x))(np.array([0, 1, 2, 9]), np.ones(4))
+    np.testing.assert_allclose(out, [1, 2, 3, 3])
+    g = ft.vmap(ft.grad(lambda x, i: lax.switch(i, branches, x) ** 2))(np.ones(3), np.arange(3))
+    np.testing.assert_allclose(g, [2, 8, 18])
+
+
+def sqrt_newton(a):
+    # the number of iterations depends on a
+    return lax.while_loop(lambda v: fnp.abs(v * v - a) > 1e-12 * a, lambda v: 0.5 * (v + a / v), a)
+
+
+def test_reverse_mode_through_a_while_loop_with_a_value_dependent_trip_count():
+    for a in (2.0, 9.0, 1e4):
+        np.testing.assert_allclose(sqrt_newton(a), np.sqrt(a))
+        np.testing.assert_allclose(ft.grad(sqrt_newton)(a), 0.5 / np.sqrt(a), rtol=1e-8)
+        np.testing.assert_allclose(ft.jvp(sqrt_newton, (a,), (1.0,))[1], 0.5 / np.sqrt(a))
+    np.testing.assert_allclose(ft.hessian(sqrt_newton)(4.0), -0.25 * 4.0**-1.5, rtol=1e-6)
+
+
+def test_while_loop_under_vmap_runs_until_every_lane_is_done():
+    a = np.array([2.0, 9.0, 1e4])
+    np.testing.assert_allclose(ft.vmap(sqrt_newton)(a), np.sqrt(a))
+    np.testing.assert_allclose(ft.vmap(ft.grad(sqrt_newton))(a), 0.5 / np.sqrt(a), rtol=1e-8)
+    loop = np.stack([ft.grad(sqrt_newton)(x) for x in a])
+    np.testing.assert_allclose(ft.vmap(ft.grad(sqrt_newton))(a), loop)
+    # lanes that finish early keep their value
+    counts = ft.vmap(
+        lambda n: lax.while_loop(lambda s: s[0] < n, lambda s: (s[0] + 1, s[1] * 2.0), (0, 1.0))[1]
+    )(np.array([0, 1, 3]))
+    np.testing.assert_allclose(counts, [1.0, 2.0, 8.0])
+
+
+def test_fori_loop_static_and_value_dependent_bounds():
+    assert lax.fori_loop(0, 3, lambda i, v: v + i, 0.0) == 3.0
+    power = lambda x, n: lax.fori_loop(0, n, lambda i, v: v * x, 1.0)  # noqa: E731
+    assert ft.grad(power)(2.0, 3) == 12.0
+    out = ft.vmap(power, in_axes=(None, 0))(2.0, np.array([1, 2, 3]))
+    np.testing.assert_allclose(out, [2.0, 4.0, 8.0])
+    np.testing.assert_allclose(
+        ft.vmap(ft.grad(power), in_axes=(None, 0))(2.0, np.arange(4)), [0.0, 1.0, 4.0, 12.0]
+    )
+
+
+def test_scan_matches_the_unrolled_loop_and_its_gradient():
+    xs = np.arange(1.0, 5.0)
+
+    def cumprod(xs):
+        return lax.scan(lambda c, x: (c * x, c * x), 1.0, xs)
+
+    carry, ys = cumprod(xs)
+    assert carry == 24.0
+    np.testing.assert_allclose(ys, np.cumprod(xs))
+    np.testing.assert_allclose(ft.grad(lambda x: cumprod(x)[0])(xs), 24.0 / xs)
+    np.testing.assert_allclose(
+        ft.jacrev(lambda x: cumprod(x)[1])(xs), ft.jacfwd(lambda x: fnp.cumprod(x))(xs)
+    )
+    _, rev = lax.scan(lambda c, x: (c + x, c + x), 0.0, xs, reverse=True)
+    np.testing.assert_allclose(rev, np.cumsum(xs[::-1])[::-1])
+    carry, none = lax.scan(lambda c, _: (c + 1.0, None), 0.0, None, length=3)
+    assert carry == 3.0 and none is None
+    with pytest.raises(ValueError, match="disagree"):
+        lax.scan(lambda c, x: (c, x), 0.0, xs, length=2)
+    batched = ft.vmap(lambda x: cumprod(x)[0])(np.stack([xs, 2 * xs]))
+    np.testing.assert_allclose(batched, [24.0, 384.0])
+
+
+def test_map_sequential_and_batched():
+    xs = np.arange(5.0)
+    np.testing.assert_allclose(lax.map(lambda x: x**2, xs), xs**2)
+    np.testing.assert_allclose(lax.map(lambda x: x**2, xs, batch_size=2), xs**2)
+    np.testing.assert_allclose(ft.grad(lambda x: fnp.sum(lax.map(fnp.sin, x)))(xs), np.cos(xs))
+
+
+def test_traced_predicates_under_jit_are_clear_errors():
+    with pytest.raises(ConcretizationError, match="lax.cond"):
+        ft.jit(piecewise)(1.0)
+    with pytest.raises(ConcretizationError, match="lax.while_loop"):
+        ft.make_jaxpr(sqrt_newton)(2.0)
+    with pytest.raises(TypeError, match="scalar boolean"):
+        lax.cond(np.array([True, False]), lambda: 1.0, lambda: 2.0)
