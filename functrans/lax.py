@@ -181,7 +181,7 @@ def scan(
     ys = []
     steps = range(n - 1, -1, -1) if reverse else range(n)
     for i in steps:
-        x = tree_util.tree_map(lambda a: a[i], xs) if xs is not None else None
+        x = tree_util.tree_map(lambda a, i=i: a[i], xs) if xs is not None else None
         carry, y = f(carry, x)
         ys.append(y)
     if reverse:
