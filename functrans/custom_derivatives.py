@@ -93,16 +93,20 @@ def _flatten_like(transform: str, what: str, value: Any, tree, avals) -> list[An
         raise TreeStructureError(
             f"{transform}: the {what} has structure {got} but must have structure {tree}."
         )
-    out = []
-    for i, (leaf, aval) in enumerate(zip(leaves, avals, strict=True)):
-        leaf = _as_array(leaf)
-        if aval_of(leaf).shape != aval.shape:
-            raise ShapeDtypeMismatchError(
-                f"{transform}: leaf {i} of the {what} is {aval_of(leaf).str_short()} but must "
-                f"be shaped like {aval.str_short()}."
-            )
-        out.append(leaf)
-    return out
+    return [
+        _shaped_like(transform, f"leaf {i} of the {what}", leaf, aval)
+        for i, (leaf, aval) in enumerate(zip(leaves, avals, strict=True))
+    ]
+
+
+def _shaped_like(transform: str, what: str, leaf: Any, aval) -> Any:
+    leaf = _as_array(leaf)
+    if aval_of(leaf).shape != aval.shape:
+        raise ShapeDtypeMismatchError(
+            f"{transform}: {what} is {aval_of(leaf).str_short()} but must be shaped like "
+            f"{aval.str_short()}."
+        )
+    return leaf
 
 
 # ---------------------------------------------------------------------------------------------
@@ -303,17 +307,10 @@ class _VJPRules:
                     f"but the argument has structure {tree}."
                 )
             leaves.extend(flat)
-        out = []
-        for leaf, aval in zip(leaves, in_avals, strict=True):
-            if leaf is not None:
-                leaf = _as_array(leaf)
-                if aval_of(leaf).shape != aval.shape:
-                    raise ShapeDtypeMismatchError(
-                        f"{self.transform}: bwd returned a cotangent {aval_of(leaf).str_short()}"
-                        f" for an argument {aval.str_short()}; shapes must match."
-                    )
-            out.append(leaf)
-        return out
+        return [
+            None if leaf is None else _shaped_like(self.transform, "a cotangent from bwd", leaf, a)
+            for leaf, a in zip(leaves, in_avals, strict=True)
+        ]
 
 
 def _custom_vjp_call_jvp(primals, tangents, *, fun, rules, jvp):

@@ -119,6 +119,11 @@ def forward_identities(p: _Program) -> bool:
             eqns.append(eqn)
         else:
             subst[eqn.outputs[0]] = src
+    return _commit(p, eqns, subst)
+
+
+def _commit(p: _Program, eqns: list[Eqn], subst: dict) -> bool:
+    """Install a rewritten equation list whose removed outputs map to `subst`."""
     if not subst:
         return False
     p.eqns = eqns
@@ -157,11 +162,7 @@ def eliminate_common_subexpressions(p: _Program) -> bool:
             eqns.append(eqn)
         else:
             subst.update(zip(eqn.outputs, prev, strict=True))
-    if not subst:
-        return False
-    p.eqns = eqns
-    p.outvars = [subst.get(a, a) if type(a) is Var else a for a in p.outvars]
-    return True
+    return _commit(p, eqns, subst)
 
 
 def eliminate_dead_code(p: _Program) -> bool:
