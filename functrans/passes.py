@@ -93,6 +93,8 @@ def _forwarded(p: _Program, eqn: Eqn) -> Atom | None:
         return ins[0] if ins[0].aval == out_aval else None
     if name == "transpose":
         return ins[0] if _identity_perm(eqn) else None
+    if name == "integer_pow":
+        return ins[0] if eqn.params["y"] == 1 else None
     if name in ("mul", "add", "sub", "div"):
         x, y = ins
         unit = 1 if name in ("mul", "div") else 0

@@ -49,7 +49,7 @@ class StagingTrace(Trace):
             return x.ir_var
         if isinstance(x, Tracer):
             self.check_foreign(x)
-        elif np.ndim(x) == 0:
+        elif type(x) is not np.ndarray or not x.ndim:  # scalars and 0-d arrays are inline
             return Literal(x)
         v = self._const_ids.get(id(x))
         if v is None:
