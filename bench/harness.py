@@ -80,8 +80,17 @@ class Figure:
     """One measured ratio and its target from issue 6 (`limit` is an upper bound unless
     `at_least`); `peer` quotes the peer figures for reference."""
 
-    def __init__(self, name: str, value: float, limit: float | None = None, *,
-                 at_least: bool = False, unit: str = "x", peer: str = "", note: str = ""):
+    def __init__(
+        self,
+        name: str,
+        value: float,
+        limit: float | None = None,
+        *,
+        at_least: bool = False,
+        unit: str = "x",
+        peer: str = "",
+        note: str = "",
+    ):
         self.name, self.value, self.limit, self.at_least = name, value, limit, at_least
         self.unit, self.peer, self.note = unit, peer, note
 

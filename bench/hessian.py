@@ -41,8 +41,7 @@ def run(quick: bool = False) -> list[harness.Figure]:
         ag_h = ag.hessian(lambda x: f(w, x, anp))
         fns["autograd hessian"] = lambda: ag_h(x)
     harness.check_close({k: fn() for k, fn in fns.items()})
-    times = harness.time_interleaved(fns, rounds=3 if quick else 7,
-                                     min_time=0.01 if quick else 0.1)
+    times = harness.time_interleaved(fns, rounds=3 if quick else 7, min_time=0.01 if quick else 0.1)
     print(f"\n### 5. Hessian of a scalar function, D={d}")
     harness.print_times(times, "numpy analytic Hessian", 1e-3, "ms")
     if ag is None:
@@ -50,15 +49,24 @@ def run(quick: bool = False) -> list[harness.Figure]:
     print("\n".join(harness.not_installed()))
     base = times["numpy analytic Hessian"]
     figs = [
-        harness.Figure("Hessian D=200: jit(hessian) / analytic",
-                       times["functrans jit(hessian)"] / base, 2.0,
-                       peer="JAX jit 2.45, torch.func 21, JAX eager 43, autograd 135"),
-        harness.Figure("Hessian D=200: eager hessian / analytic",
-                       times["functrans hessian (eager)"] / base, 2.0),
+        harness.Figure(
+            "Hessian D=200: jit(hessian) / analytic",
+            times["functrans jit(hessian)"] / base,
+            2.0,
+            peer="JAX jit 2.45, torch.func 21, JAX eager 43, autograd 135",
+        ),
+        harness.Figure(
+            "Hessian D=200: eager hessian / analytic",
+            times["functrans hessian (eager)"] / base,
+            2.0,
+        ),
     ]
     if ag is not None:
-        figs.append(harness.Figure("Hessian D=200: autograd / analytic",
-                                   times["autograd hessian"] / base, peer="135"))
+        figs.append(
+            harness.Figure(
+                "Hessian D=200: autograd / analytic", times["autograd hessian"] / base, peer="135"
+            )
+        )
     return figs
 
 

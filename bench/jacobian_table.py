@@ -36,8 +36,14 @@ def _picked_mode(jac, x) -> str:
     """Which mode ft.jacobian ran, observed by spying on its two strategies."""
     seen = []
     fwd, rev = api_jacobians._forward, api_jacobians._reverse
-    with mock.patch.object(api_jacobians, "_forward", side_effect=lambda *a: (seen.append("fwd"), fwd(*a))[1]), \
-         mock.patch.object(api_jacobians, "_reverse", side_effect=lambda *a: (seen.append("rev"), rev(*a))[1]):  # noqa: E501
+    with (
+        mock.patch.object(
+            api_jacobians, "_forward", side_effect=lambda *a: (seen.append("fwd"), fwd(*a))[1]
+        ),
+        mock.patch.object(
+            api_jacobians, "_reverse", side_effect=lambda *a: (seen.append("rev"), rev(*a))[1]
+        ),
+    ):  # noqa: E501
         jac(x)
     return seen[0] if seen else "?"
 
@@ -45,8 +51,10 @@ def _picked_mode(jac, x) -> str:
 def run(quick: bool = False, plot: bool = True) -> list[harness.Figure]:
     rng = np.random.default_rng(0)
     rows = []
-    print("\n### 4. Jacobian cost table (time / one forward evaluation; two tanh layers, "
-          f"hidden {H}, jit)")
+    print(
+        "\n### 4. Jacobian cost table (time / one forward evaluation; two tanh layers, "
+        f"hidden {H}, jit)"
+    )
     print("  |    D |    M | jacfwd | jacrev | jacobian picks | faster | analytic |")
     print("  |-----:|-----:|-------:|-------:|:---------------|:-------|---------:|")
     figs = []
@@ -63,30 +71,55 @@ def run(quick: bool = False, plot: bool = True) -> list[harness.Figure]:
         }
         harness.check_close({k: fns[k](x) for k in ("analytic", "jacfwd", "jacrev", "jacobian")})
         picked = _picked_mode(ft.jacobian(fun), x)
-        times = harness.time_interleaved({k: (lambda g=g: g(x)) for k, g in fns.items()},
-                                         rounds=3 if quick else 7,
-                                         min_time=0.005 if quick else 0.05)
+        times = harness.time_interleaved(
+            {k: (lambda g=g, x=x: g(x)) for k, g in fns.items()},
+            rounds=3 if quick else 7,
+            min_time=0.005 if quick else 0.05,
+        )
         t0 = times["forward"]
         faster = "fwd" if times["jacfwd"] <= times["jacrev"] else "rev"
-        row = dict(D=d, M=m, fwd=times["jacfwd"] / t0, rev=times["jacrev"] / t0, picked=picked,
-                   faster=faster, analytic=times["analytic"] / t0,
-                   fwd_vs_analytic=times["jacfwd"] / times["analytic"],
-                   rev_vs_analytic=times["jacrev"] / times["analytic"])
+        row = dict(
+            D=d,
+            M=m,
+            fwd=times["jacfwd"] / t0,
+            rev=times["jacrev"] / t0,
+            picked=picked,
+            faster=faster,
+            analytic=times["analytic"] / t0,
+            fwd_vs_analytic=times["jacfwd"] / times["analytic"],
+            rev_vs_analytic=times["jacrev"] / times["analytic"],
+        )
         rows.append(row)
-        print(f"  | {d:4d} | {m:4d} | {row['fwd']:6.1f} | {row['rev']:6.1f} | {picked:14s} | "
-              f"{faster:6s} | {row['analytic']:8.1f} |")
+        print(
+            f"  | {d:4d} | {m:4d} | {row['fwd']:6.1f} | {row['rev']:6.1f} | {picked:14s} | "
+            f"{faster:6s} | {row['analytic']:8.1f} |"
+        )
         if (d, m) == (1000, 1000):
             figs += [
-                harness.Figure("Jacobian 1000x1000: jacfwd / analytic", row["fwd_vs_analytic"],
-                               1.25, peer="JAX jit 1.41, torch.func 3.6, autograd 30"),
-                harness.Figure("Jacobian 1000x1000: jacrev / analytic", row["rev_vs_analytic"],
-                               1.25, peer="JAX jit 1.28, torch.func 1.9, autograd 22"),
+                harness.Figure(
+                    "Jacobian 1000x1000: jacfwd / analytic",
+                    row["fwd_vs_analytic"],
+                    1.25,
+                    peer="JAX jit 1.41, torch.func 3.6, autograd 30",
+                ),
+                harness.Figure(
+                    "Jacobian 1000x1000: jacrev / analytic",
+                    row["rev_vs_analytic"],
+                    1.25,
+                    peer="JAX jit 1.28, torch.func 1.9, autograd 22",
+                ),
             ]
     # a mode within 15% of the other is a tie: timings on 2 shared cores are that noisy
-    wrong = [r for r in rows if r["picked"] != r["faster"]
-             and abs(np.log(r["fwd"] / r["rev"])) > np.log(1.15)]
-    figs.append(harness.Figure("Jacobian: rows where `jacobian` picked the slower mode (>15%)",
-                               len(wrong), 0, unit=""))
+    wrong = [
+        r
+        for r in rows
+        if r["picked"] != r["faster"] and abs(np.log(r["fwd"] / r["rev"])) > np.log(1.15)
+    ]
+    figs.append(
+        harness.Figure(
+            "Jacobian: rows where `jacobian` picked the slower mode (>15%)", len(wrong), 0, unit=""
+        )
+    )
     print("\n".join(harness.not_installed()))
     if plot:
         _plot(rows)
@@ -109,8 +142,7 @@ def _plot(rows) -> None:
     ax.bar(pos - 0.2, [r["fwd"] for r in rows], 0.4, label="jacfwd (cost ∝ D)")
     ax.bar(pos + 0.2, [r["rev"] for r in rows], 0.4, label="jacrev (cost ∝ M)")
     for p, r in zip(pos, rows):
-        ax.annotate(r["picked"], (p, max(r["fwd"], r["rev"])), ha="center", va="bottom",
-                    fontsize=8)
+        ax.annotate(r["picked"], (p, max(r["fwd"], r["rev"])), ha="center", va="bottom", fontsize=8)
     ax.set_yscale("log")
     ax.set_xticks(pos, labels)
     ax.set_xlabel("D x M (input size x output size)")

@@ -90,8 +90,9 @@ def run(quick: bool = False) -> list[harness.Figure]:
         "functrans jit(forward)": lambda: jfwd(params, x, y),
     }
     harness.check_close({k: fn() for k, fn in fwd.items()}, rtol=1e-10)
-    times = harness.time_interleaved({**fns, **fwd}, rounds=3 if quick else 9,
-                                     min_time=0.01 if quick else 0.3)
+    times = harness.time_interleaved(
+        {**fns, **fwd}, rounds=3 if quick else 9, min_time=0.01 if quick else 0.3
+    )
     print(f"\n### 2. MLP loss gradient ({'-'.join(map(str, SIZES))} tanh, batch {batch})")
     harness.print_times(times, "numpy value_and_grad (hand)", 1e-3, "ms")
     if ag is None:
@@ -99,23 +100,40 @@ def run(quick: bool = False) -> list[harness.Figure]:
     print("\n".join(harness.not_installed()))
     hand = times["numpy value_and_grad (hand)"]
     figs = [
-        harness.Figure("MLP: jit(value_and_grad) / hand-written",
-                       times["functrans jit(value_and_grad)"] / hand, 1.05,
-                       peer="autograd 1.16, JAX jit 1.63, JAX eager 2.75"),
-        harness.Figure("MLP: eager value_and_grad / hand-written",
-                       times["functrans value_and_grad (eager)"] / hand, 1.2),
-        harness.Figure("MLP: jit(value_and_grad) / numpy forward",
-                       times["functrans jit(value_and_grad)"] / times["numpy forward"], 2.6,
-                       note="cheap gradient principle"),
-        harness.Figure("MLP: eager value_and_grad / eager forward",
-                       times["functrans value_and_grad (eager)"]
-                       / times["functrans forward (eager)"], 2.6),
-        harness.Figure("MLP: hand-written value_and_grad / numpy forward",
-                       hand / times["numpy forward"]),
+        harness.Figure(
+            "MLP: jit(value_and_grad) / hand-written",
+            times["functrans jit(value_and_grad)"] / hand,
+            1.05,
+            peer="autograd 1.16, JAX jit 1.63, JAX eager 2.75",
+        ),
+        harness.Figure(
+            "MLP: eager value_and_grad / hand-written",
+            times["functrans value_and_grad (eager)"] / hand,
+            1.2,
+        ),
+        harness.Figure(
+            "MLP: jit(value_and_grad) / numpy forward",
+            times["functrans jit(value_and_grad)"] / times["numpy forward"],
+            2.6,
+            note="cheap gradient principle",
+        ),
+        harness.Figure(
+            "MLP: eager value_and_grad / eager forward",
+            times["functrans value_and_grad (eager)"] / times["functrans forward (eager)"],
+            2.6,
+        ),
+        harness.Figure(
+            "MLP: hand-written value_and_grad / numpy forward", hand / times["numpy forward"]
+        ),
     ]
     if ag is not None:
-        figs.append(harness.Figure("MLP: autograd value_and_grad / hand-written",
-                                   times["autograd value_and_grad"] / hand, peer="1.16"))
+        figs.append(
+            harness.Figure(
+                "MLP: autograd value_and_grad / hand-written",
+                times["autograd value_and_grad"] / hand,
+                peer="1.16",
+            )
+        )
     return figs
 
 

@@ -60,14 +60,35 @@ def run(quick: bool = False) -> list[harness.Figure]:
     print("\n".join(harness.not_installed()))
     per = {k: v / N_OPS * 1e6 for k, v in times.items()}
     return [
-        harness.Figure("overhead: eager grad, µs/primitive", per["functrans grad (eager)"], 10,
-                       unit=" µs", peer="numpy 0.36, autograd 25, torch.func 30, JAX eager 440"),
-        harness.Figure("overhead: jit(grad), µs/primitive", per["functrans jit(grad)"], 0.25,
-                       unit=" µs", peer="JAX jit 0.25"),
-        harness.Figure("overhead: hand-written NumPy, µs/primitive",
-                       per["numpy (hand-written grad)"], unit=" µs", peer="0.36"),
-        *([harness.Figure("overhead: autograd, µs/primitive", per["autograd grad"], unit=" µs",
-                          peer="25")] if ag is not None else []),
+        harness.Figure(
+            "overhead: eager grad, µs/primitive",
+            per["functrans grad (eager)"],
+            10,
+            unit=" µs",
+            peer="numpy 0.36, autograd 25, torch.func 30, JAX eager 440",
+        ),
+        harness.Figure(
+            "overhead: jit(grad), µs/primitive",
+            per["functrans jit(grad)"],
+            0.25,
+            unit=" µs",
+            peer="JAX jit 0.25",
+        ),
+        harness.Figure(
+            "overhead: hand-written NumPy, µs/primitive",
+            per["numpy (hand-written grad)"],
+            unit=" µs",
+            peer="0.36",
+        ),
+        *(
+            [
+                harness.Figure(
+                    "overhead: autograd, µs/primitive", per["autograd grad"], unit=" µs", peer="25"
+                )
+            ]
+            if ag is not None
+            else []
+        ),
     ]
 
 

@@ -47,8 +47,7 @@ def run(quick: bool = False) -> list[harness.Figure]:
         ag_g = ag.grad(lambda w, x, y: loss(w, x, y, anp))
         fns["autograd loop of grad"] = lambda: np.stack([ag_g(w, X[i], Y[i]) for i in range(n)])
     harness.check_close({k: f() for k, f in fns.items()})
-    times = harness.time_interleaved(fns, rounds=3 if quick else 7,
-                                     min_time=0.01 if quick else 0.1)
+    times = harness.time_interleaved(fns, rounds=3 if quick else 7, min_time=0.01 if quick else 0.1)
     print(f"\n### 3. Per-example gradients (logistic regression, N={n}, D={D})")
     harness.print_times(times, "numpy (hand-vectorised)", 1e-3, "ms")
     if ag is None:
@@ -57,15 +56,29 @@ def run(quick: bool = False) -> list[harness.Figure]:
     base = times["numpy (hand-vectorised)"]
     loop = times["functrans loop of grad"]
     return [
-        harness.Figure("per-example: jit(vmap(grad)) / hand-vectorised",
-                       times["functrans jit(vmap(grad))"] / base, 1.5,
-                       peer="JAX jit 1.65, torch.func 6.0, JAX eager 27"),
-        harness.Figure("per-example: eager vmap(grad) / hand-vectorised",
-                       times["functrans vmap(grad)"] / base, 1.5),
-        harness.Figure("per-example: loop of grad / eager vmap(grad)",
-                       loop / times["functrans vmap(grad)"], 30, at_least=True),
-        harness.Figure("per-example: loop of grad / jit(vmap(grad))",
-                       loop / times["functrans jit(vmap(grad))"], 30, at_least=True),
+        harness.Figure(
+            "per-example: jit(vmap(grad)) / hand-vectorised",
+            times["functrans jit(vmap(grad))"] / base,
+            1.5,
+            peer="JAX jit 1.65, torch.func 6.0, JAX eager 27",
+        ),
+        harness.Figure(
+            "per-example: eager vmap(grad) / hand-vectorised",
+            times["functrans vmap(grad)"] / base,
+            1.5,
+        ),
+        harness.Figure(
+            "per-example: loop of grad / eager vmap(grad)",
+            loop / times["functrans vmap(grad)"],
+            30,
+            at_least=True,
+        ),
+        harness.Figure(
+            "per-example: loop of grad / jit(vmap(grad))",
+            loop / times["functrans jit(vmap(grad))"],
+            30,
+            at_least=True,
+        ),
     ]
 
 

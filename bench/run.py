@@ -37,12 +37,16 @@ def _run_one(name: str, quick: bool):
 
 
 def summary(results: dict[str, list[harness.Figure]], failures: dict[str, str]) -> str:
-    lines = ["| workload | figure | value | target | verdict | peers (issue 6) |",
-             "|---|---|---:|---:|---|---|"]
+    lines = [
+        "| workload | figure | value | target | verdict | peers (issue 6) |",
+        "|---|---|---:|---:|---|---|",
+    ]
     for name, figs in results.items():
         for fig in figs:
-            lines.append(f"| {name} | {fig.name} | {fig.value_str()} | {fig.target_str()} | "
-                         f"{fig.verdict()} | {fig.peer} |")
+            lines.append(
+                f"| {name} | {fig.name} | {fig.value_str()} | {fig.target_str()} | "
+                f"{fig.verdict()} | {fig.peer} |"
+            )
     for name, err in failures.items():
         lines.append(f"| {name} | FAILED: {err} | | | | |")
     return "\n".join(lines)
@@ -51,12 +55,19 @@ def summary(results: dict[str, list[harness.Figure]], failures: dict[str, str]) 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="small sizes and few rounds")
-    parser.add_argument("--only", action="append", default=[],
-                        help=f"run only these workloads: {', '.join(WORKLOADS)}")
+    parser.add_argument(
+        "--only",
+        action="append",
+        default=[],
+        help=f"run only these workloads: {', '.join(WORKLOADS)}",
+    )
     args = parser.parse_args(argv)
     only = [w for spec in args.only for w in spec.split(",") if w]
-    aliases = {"per_example": "per_example_gradients", "jacobian": "jacobian_table",
-               "third": "third_derivative"}
+    aliases = {
+        "per_example": "per_example_gradients",
+        "jacobian": "jacobian_table",
+        "third": "third_derivative",
+    }
     only = [aliases.get(w, w) for w in only]
     unknown = [w for w in only if w not in WORKLOADS]
     if unknown:
@@ -78,7 +89,8 @@ def main(argv=None) -> int:
             traceback.print_exc()
             failures[name] = f"{type(e).__name__}: {e}"
     elapsed = time.perf_counter() - start
-    print(f"\n## Summary ({elapsed:.0f} s{', quick sizes: not the issue-6 figures' if args.quick else ''})\n")
+    note = ", quick sizes: not the issue-6 figures" if args.quick else ""
+    print(f"\n## Summary ({elapsed:.0f} s{note})\n")
     print(summary(results, failures))
     return 1 if failures else 0
 

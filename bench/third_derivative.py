@@ -45,8 +45,7 @@ def run(quick: bool = False) -> list[harness.Figure]:
         ag3 = ag.grad(ag.grad(ag.grad(lambda x: f(x, anp))))
         fns["autograd grad(grad(grad))"] = lambda: ag3(x)
     harness.check_close({k: fn() for k, fn in fns.items()}, rtol=1e-10)
-    times = harness.time_interleaved(fns, rounds=3 if quick else 9,
-                                     min_time=0.01 if quick else 0.1)
+    times = harness.time_interleaved(fns, rounds=3 if quick else 9, min_time=0.01 if quick else 0.1)
     print("\n### 6. Third derivative of a 20-op scalar function")
     harness.print_times(times, "numpy hand-written f'''")
     if ag is None:
@@ -54,15 +53,27 @@ def run(quick: bool = False) -> list[harness.Figure]:
     print("\n".join(harness.not_installed()))
     base = times["numpy hand-written f'''"]
     figs = [
-        harness.Figure("third derivative: eager / hand-written",
-                       times["functrans grad(grad(grad)) (eager)"] / base, 50,
-                       peer="torch.func 164, autograd 210"),
-        harness.Figure("third derivative: jit / hand-written",
-                       times["functrans jit(grad(grad(grad)))"] / base, 0.37, peer="JAX jit 0.37"),
+        harness.Figure(
+            "third derivative: eager / hand-written",
+            times["functrans grad(grad(grad)) (eager)"] / base,
+            50,
+            peer="torch.func 164, autograd 210",
+        ),
+        harness.Figure(
+            "third derivative: jit / hand-written",
+            times["functrans jit(grad(grad(grad)))"] / base,
+            0.37,
+            peer="JAX jit 0.37",
+        ),
     ]
     if ag is not None:
-        figs.append(harness.Figure("third derivative: autograd / hand-written",
-                                   times["autograd grad(grad(grad))"] / base, peer="210"))
+        figs.append(
+            harness.Figure(
+                "third derivative: autograd / hand-written",
+                times["autograd grad(grad(grad))"] / base,
+                peer="210",
+            )
+        )
     return figs
 
 

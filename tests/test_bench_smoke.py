@@ -11,15 +11,25 @@ import sys
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-WORKLOADS = ["overhead", "mlp", "per_example_gradients", "jacobian_table", "hessian",
-             "third_derivative", "memory"]
+WORKLOADS = [
+    "overhead",
+    "mlp",
+    "per_example_gradients",
+    "jacobian_table",
+    "hessian",
+    "third_derivative",
+    "memory",
+]
 
 
 def test_quick_benchmark_run_completes_and_results_agree():
     start = time.perf_counter()
     proc = subprocess.run(
         [sys.executable, os.path.join(ROOT, "bench", "run.py"), "--quick"],
-        capture_output=True, text=True, timeout=120, cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=ROOT,
     )
     elapsed = time.perf_counter() - start
     out = proc.stdout
@@ -42,7 +52,10 @@ def test_quick_benchmark_run_completes_and_results_agree():
 def test_only_runs_one_workload():
     proc = subprocess.run(
         [sys.executable, os.path.join(ROOT, "bench", "run.py"), "--quick", "--only", "hessian"],
-        capture_output=True, text=True, timeout=60, cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=ROOT,
     )
     assert proc.returncode == 0, proc.stderr[-2000:]
     summary = proc.stdout.split("## Summary", 1)[1]
@@ -52,6 +65,9 @@ def test_only_runs_one_workload():
 def test_unknown_workload_is_an_error():
     proc = subprocess.run(
         [sys.executable, os.path.join(ROOT, "bench", "run.py"), "--only", "nonsense"],
-        capture_output=True, text=True, timeout=60, cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=ROOT,
     )
     assert proc.returncode != 0 and "unknown workload" in proc.stderr

@@ -14,6 +14,7 @@ from collections import namedtuple
 
 import numpy as np
 import pytest
+from cases import CASES
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -22,8 +23,6 @@ import functrans.numpy as fnp
 from functrans import core
 from functrans.errors import ConcretizationError
 from functrans.ir import eval_jaxpr
-
-from cases import CASES
 
 RNG = np.random.default_rng(1234)
 
@@ -380,8 +379,10 @@ def test_nested_jit():
     want = 2.0 * np.sin(X) + 2.0 * np.sin(2.0 * X)
     _compare(outer(X), want)
     _compare(ft.jit(ft.jit(_f))(X), _f(X))
-    _compare(ft.grad(outer_sum := ft.jit(lambda x: fnp.sum(outer(x))))(X),
-             2.0 * np.cos(X) + 4.0 * np.cos(2.0 * X))
+    _compare(
+        ft.grad(outer_sum := ft.jit(lambda x: fnp.sum(outer(x))))(X),
+        2.0 * np.cos(X) + 4.0 * np.cos(2.0 * X),
+    )
     assert outer_sum.trace_count == 1
 
 
@@ -465,15 +466,28 @@ SCALAR_PROGRAMS = {
     "log": (lambda x, y: fnp.log(x) + y, lambda x, y: np.log(x) + y),
     "exp": (lambda x, y: fnp.exp(x) * y, lambda x, y: np.exp(x) * y),
     "sqrt": (lambda x, y: fnp.sqrt(x) - y, lambda x, y: np.sqrt(x) - y),
-    "log1p-expm1": (lambda x, y: fnp.log1p(x) + fnp.expm1(y), lambda x, y: np.log1p(x) + np.expm1(y)),
-    "trig": (lambda x, y: fnp.tan(x) * fnp.cos(y) + fnp.sin(x),
-             lambda x, y: np.tan(x) * np.cos(y) + np.sin(x)),
+    "log1p-expm1": (
+        lambda x, y: fnp.log1p(x) + fnp.expm1(y),
+        lambda x, y: np.log1p(x) + np.expm1(y),
+    ),
+    "trig": (
+        lambda x, y: fnp.tan(x) * fnp.cos(y) + fnp.sin(x),
+        lambda x, y: np.tan(x) * np.cos(y) + np.sin(x),
+    ),
     "tanh-abs": (lambda x, y: fnp.tanh(x) * fnp.abs(y), lambda x, y: np.tanh(x) * np.abs(y)),
     "square-cube": (lambda x, y: x**2 + y**3, lambda x, y: x**2 + y**3),
-    "where": (lambda x, y: fnp.where(x > y, x - y, y / x), lambda x, y: np.where(x > y, x - y, y / x)),
-    "max": (lambda x, y: fnp.maximum(x, y) * fnp.minimum(x, y),
-            lambda x, y: np.maximum(x, y) * np.minimum(x, y)),
-    "chain": (lambda x, y: fnp.exp(fnp.log(x) * y) - x**y, lambda x, y: np.exp(np.log(x) * y) - x**y),
+    "where": (
+        lambda x, y: fnp.where(x > y, x - y, y / x),
+        lambda x, y: np.where(x > y, x - y, y / x),
+    ),
+    "max": (
+        lambda x, y: fnp.maximum(x, y) * fnp.minimum(x, y),
+        lambda x, y: np.maximum(x, y) * np.minimum(x, y),
+    ),
+    "chain": (
+        lambda x, y: fnp.exp(fnp.log(x) * y) - x**y,
+        lambda x, y: np.exp(np.log(x) * y) - x**y,
+    ),
 }
 SPECIAL = [0.0, -0.0, 1.0, -1.0, 0.5, 1000.0, -1000.0, 1e308, np.inf, -np.inf, np.nan]
 
@@ -599,7 +613,9 @@ def test_identities_are_forwarded():
     assert _prims(lambda x: (x * 1.0 + 0.0) * fnp.ones_like(x)[0], X) == []
     assert _prims(lambda x: fnp.sin(fnp.reshape(x, (4,)).T), X) == ["sin"]
     assert _prims(lambda x: fnp.sin(fnp.transpose(fnp.transpose(x.reshape(2, 2)))), X) in (
-        ["reshape", "sin"], ["reshape", "transpose", "transpose", "sin"])
+        ["reshape", "sin"],
+        ["reshape", "transpose", "transpose", "sin"],
+    )
     assert _prims(lambda x: fnp.broadcast_to(x, (4,)).astype(np.float64) - 0.0, X) == []
 
 
@@ -678,9 +694,29 @@ def _step(kind: str, a, b):
     raise AssertionError(kind)
 
 
-KINDS = ["add", "mul", "sub", "sin", "exp", "tanh", "add0", "0add", "mul1", "1mul", "mul0",
-         "bcast1", "reshape", "reshape-noop", "transpose", "transpose-noop", "sum", "sum0",
-         "broadcast", "dot", "const"]
+KINDS = [
+    "add",
+    "mul",
+    "sub",
+    "sin",
+    "exp",
+    "tanh",
+    "add0",
+    "0add",
+    "mul1",
+    "1mul",
+    "mul0",
+    "bcast1",
+    "reshape",
+    "reshape-noop",
+    "transpose",
+    "transpose-noop",
+    "sum",
+    "sum0",
+    "broadcast",
+    "dot",
+    "const",
+]
 
 
 @st.composite
