@@ -105,6 +105,8 @@ class Figure:
             return "(no target)"
         if self.met:
             return "met"
+        if (self.value if self.at_least else self.limit) == 0:
+            return f"missed ({fmt(self.value)}{self.unit})"
         by = self.limit / self.value if self.at_least else self.value / self.limit
         return f"missed by {(by - 1) * 100:.0f}%" if by < 2 else f"missed by {by:.1f}x"
 
