@@ -29,6 +29,7 @@ from functrans.numpy._indexing import *  # noqa: F403
 from functrans.numpy._products import *  # noqa: F403
 from functrans.numpy._reductions import *  # noqa: F403
 from functrans.numpy._shapes import *  # noqa: F403
+from functrans.numpy._sorting import *  # noqa: F403
 from functrans.numpy import _methods  # noqa: E402
 
 _methods.attach()

@@ -1,23 +1,157 @@
-"""Array creation in functrans.numpy: asarray/array (lists may hold traced values), and
-constructors of constants, which return plain NumPy arrays (they carry no derivative)."""
+"""Array creation in functrans.numpy.
+
+asarray/array accept (nested) lists holding traced values, which are stacked. Constructors of
+constants (zeros, ones, eye, arange, tri, the *_like functions, ...) return plain NumPy arrays:
+they carry no derivative and, under vmap, are the same for every example. Where a traced value
+flows into the result (full with a traced fill value, linspace/logspace with traced end points,
+meshgrid of traced vectors) the result is traced and differentiable in it.
+"""
 
 from __future__ import annotations
 
 import numpy as np
 
-from functrans.numpy._base import asarray
+from functrans.core import Tracer, aval_of
+from functrans.numpy._base import _contains_tracer, asarray, broadcast_all, promote
+from functrans.numpy._elementwise import power
+from functrans.numpy._shapes import broadcast_arrays, broadcast_to, moveaxis, reshape
+from functrans.primitives import concatenate, slice_
+from functrans.primitives import elementwise as ew
+from functrans.primitives import reshape as _reshape
 
 
-def array(x, dtype=None):
-    """Like numpy.array; lists may contain traced values (they are stacked)."""
-    return asarray(x, dtype)
+def array(x, dtype=None, copy=True, ndmin=0):
+    """Like numpy.array; (nested) lists may contain traced values, which are stacked.
+
+    Example: fnp.array([[x, 0.0], [0.0, x]]) with a traced scalar x.
+    """
+    out = asarray(x, dtype)
+    if isinstance(out, np.ndarray) and copy and not isinstance(x, (list, tuple)):
+        out = out.copy()
+    nd = aval_of(out).ndim
+    if nd < ndmin:
+        out = _reshape(out, new_sizes=(1,) * (ndmin - nd) + aval_of(out).shape)
+    return out
 
 
 arange = np.arange
 eye = np.eye
 identity = np.identity
-linspace = np.linspace
 ones = np.ones
 zeros = np.zeros
+empty = np.empty
+tri = np.tri
 
-__all__ = ["arange", "array", "asarray", "eye", "identity", "linspace", "ones", "zeros"]
+
+def full(shape, fill_value, dtype=None):
+    """An array of fill_value (traced fill values give a traced, broadcast result)."""
+    if isinstance(fill_value, Tracer) or (
+        isinstance(fill_value, (list, tuple)) and _contains_tracer(fill_value)
+    ):
+        shape = (int(shape),) if isinstance(shape, (int, np.integer)) else tuple(shape)
+        return broadcast_to(asarray(fill_value, dtype), shape)
+    return np.full(shape, fill_value, dtype)
+
+
+def _like(a, dtype, shape):
+    aval = aval_of(asarray(a))
+    return (aval.shape if shape is None else shape), (dtype or aval.dtype)
+
+
+def zeros_like(a, dtype=None, shape=None):
+    return np.zeros(*_like(a, dtype, shape))
+
+
+def ones_like(a, dtype=None, shape=None):
+    return np.ones(*_like(a, dtype, shape))
+
+
+def empty_like(a, dtype=None, shape=None):
+    return np.empty(*_like(a, dtype, shape))
+
+
+def full_like(a, fill_value, dtype=None, shape=None):
+    """An array of fill_value shaped like a (traced fill values give a traced result)."""
+    return full(*_like(a, dtype, shape)[:1], fill_value, _like(a, dtype, shape)[1])
+
+
+def linspace(start, stop, num=50, endpoint=True, retstep=False, dtype=None, axis=0):
+    """num evenly spaced samples from start to stop (stop excluded if not endpoint).
+
+    With traced end points the samples are traced: start + i * step, the last one exactly stop.
+    Example: fnp.linspace(0.0, x, 5)
+    """
+    if not (_contains_tracer(start) or _contains_tracer(stop)):
+        return np.linspace(start, stop, num, endpoint, retstep, dtype, axis)
+    num = int(num)
+    if num < 0:
+        raise ValueError(f"Number of samples, {num}, must be non-negative.")
+    start, stop = promote(asarray(start), asarray(stop), to_inexact=True)
+    start, stop = broadcast_all(start, stop)
+    s = aval_of(start).shape
+    ftype = aval_of(start).dtype
+    div = (num - 1) if endpoint else num
+    delta = ew.sub(stop, start)
+    step = ew.div(delta, np.full(s, div, ftype)) if div > 0 else delta
+    iota = np.arange(num, dtype=ftype).reshape((num,) + (1,) * len(s))
+    full_shape = (num,) + s
+    iota = np.broadcast_to(iota, full_shape)
+    y = ew.add(broadcast_to(start, full_shape), ew.mul(iota, broadcast_to(step, full_shape)))
+    if endpoint and num > 1:  # the last sample is stop itself, as in NumPy
+        head = slice_(y, start_indices=(0,) * len(full_shape), limit_indices=(num - 1,) + s)
+        y = concatenate([head, reshape(stop, (1,) + s)], dimension=0)
+    if dtype is not None:
+        y = ew.convert_element_type(y, new_dtype=np.dtype(dtype))
+    y = moveaxis(y, 0, axis)
+    return (y, step) if retstep else y
+
+
+def logspace(start, stop, num=50, endpoint=True, base=10.0, dtype=None, axis=0):
+    """base ** linspace(start, stop, num): samples evenly spaced on a log scale."""
+    if not (_contains_tracer(start) or _contains_tracer(stop) or _contains_tracer(base)):
+        return np.logspace(start, stop, num, endpoint, base, dtype, axis)
+    y = linspace(start, stop, num, endpoint, axis=axis)
+    out = power(base, y) if isinstance(base, Tracer) else power(asarray(base, aval_of(y).dtype), y)
+    return out if dtype is None else ew.convert_element_type(out, new_dtype=np.dtype(dtype))
+
+
+def meshgrid(*xi, copy=True, sparse=False, indexing="xy"):
+    """Coordinate arrays from 1-d coordinate vectors (a tuple, as in NumPy 2); traced vectors
+    give traced grids."""
+    if indexing not in ("xy", "ij"):
+        raise ValueError("Valid values for `indexing` are 'xy' and 'ij'.")
+    if not any(_contains_tracer(x) for x in xi):
+        return np.meshgrid(*xi, copy=copy, sparse=sparse, indexing=indexing)
+    nd = len(xi)
+    out = []
+    for i, x in enumerate(xi):
+        x = reshape(asarray(x), (-1,))
+        shape = [1] * nd
+        shape[i] = -1
+        if indexing == "xy" and nd > 1 and i < 2:
+            shape[0], shape[1] = shape[1], shape[0]
+        out.append(reshape(x, shape))
+    if not sparse:
+        out = list(broadcast_arrays(*out))
+    return tuple(out)
+
+
+__all__ = [
+    "arange",
+    "array",
+    "asarray",
+    "empty",
+    "empty_like",
+    "eye",
+    "full",
+    "full_like",
+    "identity",
+    "linspace",
+    "logspace",
+    "meshgrid",
+    "ones",
+    "ones_like",
+    "tri",
+    "zeros",
+    "zeros_like",
+]

@@ -175,3 +175,38 @@ def argmax(x, *, axis, index_dtype=np.int64):
 
 def argmin(x, *, axis, index_dtype=np.int64):
     return argmin_p.bind(x, axis=int(axis), index_dtype=np.dtype(index_dtype))
+
+
+# ---------------------------------------------------------------------------------------------
+# reduce_and / reduce_or over boolean operands (all, any): boolean results, no tangent
+
+
+def _logical_reduction(name: str, np_fn) -> Primitive:
+    p = reduction(name, lambda x, *, axes: np_fn(x, axis=axes))
+
+    def abstract_eval(x, *, axes):
+        if x.dtype != np.dtype(bool):
+            raise TypeError(f"primitive '{name}' needs a boolean operand, got {x.str_short()}")
+        return reduced_aval(x, axes)
+
+    def jvp(primals, tangents, *, axes):
+        out = p.bind(primals[0], axes=axes)
+        return out, Zero(aval_of(out))
+
+    p.abstract_eval = abstract_eval
+    p.jvp = jvp
+    return p
+
+
+reduce_and_p = _logical_reduction("reduce_and", np.all)
+reduce_or_p = _logical_reduction("reduce_or", np.any)
+
+
+def reduce_and(x, *, axes):
+    axes = tuple(sorted(int(a) for a in axes))
+    return x if not axes else reduce_and_p.bind(x, axes=axes)
+
+
+def reduce_or(x, *, axes):
+    axes = tuple(sorted(int(a) for a in axes))
+    return x if not axes else reduce_or_p.bind(x, axes=axes)
