@@ -229,3 +229,34 @@ def test_bad_options_are_errors():
         check_grads(fnp.sin, (X,), order=0)
     with pytest.raises(ValueError, match="modes"):
         check_grads(fnp.sin, (X,), modes=("backward",))
+
+
+# ---------------------------------------------------------------------------------------------
+# Reports name the inputs; the complex step
+
+
+def test_reports_list_the_inputs_avals_not_their_values():
+    with pytest.raises(AssertionError) as info:
+        check_grads(lambda x, p: bad_sin_p.bind(x) * p["s"], (X, {"s": np.float64(2.0)}), order=1)
+    msg = str(info.value)
+    assert "inputs: args[0] float64[3,4], args[1]['s'] float64[]" in msg
+    assert str(X[0, 0])[:6] not in msg
+
+
+def test_complex_step_in_check_grads_reports_order_and_mode():
+    # a JVP off by one part in 10^7 passes central differences but not the complex step
+    tiny_p = _unary(
+        "tiny_off_sin",
+        np.sin,
+        jvp=lambda primals, tangents: (
+            tiny_p.bind(primals[0]),
+            ew.mul(tangents[0], _scale(ew.cos(primals[0]), 1.0 + 1e-7)),
+        ),
+    )
+    check_grads(tiny_p.bind, (X,), order=2)
+    with pytest.raises(AssertionError) as info:
+        check_grads(tiny_p.bind, (X,), order=2, complex_step=True)
+    msg = str(info.value)
+    assert "check_complex_step failed (order 1, mode fwd) for f" in msg
+    assert "(h=1e-20)" in msg and "argument(s): args[0]\n" in msg
+    check_grads(fnp.sin, (X.astype(np.float32),), order=2, complex_step=True)
