@@ -1,4 +1,11 @@
-"""Elementwise functions of functrans.numpy: NumPy's broadcasting and promotion over primitives."""
+"""Elementwise functions of functrans.numpy: NumPy's broadcasting and promotion over primitives.
+
+Results have NumPy's dtypes: Python scalars are weak (NEP 50), and functions that need floating
+point (sin, sqrt, divide, ...) take integers and booleans to the smallest float type that holds
+them, as NumPy's ufunc loops do (int8 -> float16, int16 -> float32, int64 -> float64). Functions
+with a kink or a removable singularity are composed so that their derivatives stay finite where
+the math is; docs/conventions.md lists the conventions.
+"""
 
 from __future__ import annotations
 
@@ -13,32 +20,122 @@ from functrans.numpy._base import (
     result_dtype,
 )
 from functrans.primitives import elementwise as ew
+from functrans.primitives import full
+
+# ---------------------------------------------------------------------------------------------
+# Promotion helpers
 
 
-def _unary_inexact(prim_fn):
-    """A NumPy ufunc of one operand that maps integers to float64 (as NumPy does)."""
+def _inexact_dtype(dtype: np.dtype) -> np.dtype:
+    """The dtype of NumPy's float loop for an operand of `dtype` (itself if inexact)."""
+    dtype = np.dtype(dtype)
+    return dtype if dtype.kind in "fc" else np.result_type(dtype, np.float16)
+
+
+def _cast(x, dtype):
+    return ew.convert_element_type(asarray(x), new_dtype=dtype)
+
+
+def _const(x, value):
+    """`value` as an array of x's shape and dtype."""
+    aval = aval_of(x)
+    return full(aval.shape, value, aval.dtype)
+
+
+def _to_inexact(x):
+    if (isinstance(x, Tracer) or type(x) is np.ndarray) and aval_of(x).dtype.kind in "fc":
+        return x
+    x = asarray(x)
+    return _cast(x, _inexact_dtype(aval_of(x).dtype))
+
+
+def _inexact_operands(*args):
+    """Operands promoted to one inexact dtype (NumPy's float loop) and broadcast."""
+    dtype = result_dtype(*args)
+    if dtype.kind in "fc":
+        return promote_and_broadcast(*args)
+    dtype = _inexact_dtype(dtype)
+    return broadcast_all(*[_cast(a, dtype) for a in args])
+
+
+def _unary_inexact(prim_fn, name=None):
+    """A NumPy ufunc of one operand computed in floating point."""
 
     def fn(x):
-        if (
-            not (isinstance(x, Tracer) or type(x) is np.ndarray)
-            or aval_of(x).dtype.kind not in "fc"
-        ):
-            (x,) = promote(x, to_inexact=True)
-        return prim_fn(x)
+        return prim_fn(_to_inexact(x))
 
-    fn.__name__ = prim_fn.__name__
+    fn.__name__ = name or prim_fn.__name__
     return fn
 
 
+def _binary_inexact(prim_fn, name):
+    def fn(x, y):
+        return prim_fn(*_inexact_operands(x, y))
+
+    fn.__name__ = name
+    return fn
+
+
+# ---------------------------------------------------------------------------------------------
+# Smooth unary functions
+
 exp = _unary_inexact(ew.exp)
-log = _unary_inexact(ew.log)
-log1p = _unary_inexact(ew.log1p)
+exp2 = _unary_inexact(ew.exp2)
 expm1 = _unary_inexact(ew.expm1)
+log = _unary_inexact(ew.log)
+log2 = _unary_inexact(ew.log2)
+log10 = _unary_inexact(ew.log10)
+log1p = _unary_inexact(ew.log1p)
+sqrt = _unary_inexact(ew.sqrt)
+cbrt = _unary_inexact(ew.cbrt)
 sin = _unary_inexact(ew.sin)
 cos = _unary_inexact(ew.cos)
 tan = _unary_inexact(ew.tan)
+arcsin = asin = _unary_inexact(ew.asin, "arcsin")
+arccos = acos = _unary_inexact(ew.acos, "arccos")
+arctan = atan = _unary_inexact(ew.atan, "arctan")
+sinh = _unary_inexact(ew.sinh)
+cosh = _unary_inexact(ew.cosh)
 tanh = _unary_inexact(ew.tanh)
-sqrt = _unary_inexact(ew.sqrt)
+arcsinh = asinh = _unary_inexact(ew.asinh, "arcsinh")
+arccosh = acosh = _unary_inexact(ew.acosh, "arccosh")
+arctanh = atanh = _unary_inexact(ew.atanh, "arctanh")
+
+
+def deg2rad(x):
+    x = _to_inexact(x)
+    return ew.mul(x, _const(x, np.pi / 180))
+
+
+def rad2deg(x):
+    x = _to_inexact(x)
+    return ew.mul(x, _const(x, 180 / np.pi))
+
+
+radians = deg2rad
+degrees = rad2deg
+
+
+# |x| below which sinc uses its Taylor polynomial: there the quotient's derivatives cancel
+# catastrophically, and the polynomial (error < 1e-17) has the exact derivatives at 0.
+_SINC_TAYLOR = 1e-4
+
+
+def sinc(x):
+    """sin(pi x) / (pi x), 1 at 0, with exact derivatives of every order up to 4 at 0."""
+    x = asarray(x)
+    if aval_of(x).dtype.kind not in "fc":
+        x = _cast(x, np.float64)  # NumPy multiplies by pi first
+    small = ew.lt(ew.abs(x), _const(x, _SINC_TAYLOR))
+    z = ew.mul(_const(x, np.pi), ew.select_n(small, x, _const(x, 1)))  # double where
+    quotient = ew.div(ew.sin(z), z)
+    z2 = ew.integer_pow(ew.mul(_const(x, np.pi), x), y=2)
+    taylor = ew.sub(_const(x, 1), ew.mul(z2, ew.sub(_const(x, 1 / 6), ew.div(z2, _const(x, 120)))))
+    return ew.select_n(small, quotient, taylor)
+
+
+# ---------------------------------------------------------------------------------------------
+# Arithmetic
 
 
 def negative(x):
@@ -46,37 +143,13 @@ def negative(x):
 
 
 def positive(x):
-    return asarray(x)
-
-
-def absolute(x):
-    return ew.abs(asarray(x))
-
-
-abs = absolute  # noqa: A001 - the NumPy name
-
-
-def sign(x):
-    return ew.sign(asarray(x))
-
-
-def floor(x):
-    (x,) = promote(x, to_inexact=True)
-    return ew.floor(x)
-
-
-def ceil(x):
-    (x,) = promote(x, to_inexact=True)
-    return ew.ceil(x)
-
-
-def square(x):
-    return ew.integer_pow(asarray(x), y=2)
-
-
-def reciprocal(x):
     x = asarray(x)
-    return true_divide(np.ones((), aval_of(x).dtype), x)
+    return x if isinstance(x, Tracer) else np.positive(x)
+
+
+def _copy(x):
+    """x itself if traced; a concrete array is copied, as NumPy's functions return new arrays."""
+    return x if isinstance(x, Tracer) else np.array(x)
 
 
 def add(x, y):
@@ -99,10 +172,46 @@ divide = true_divide
 
 
 def floor_divide(x, y):
+    return ew.floor_divide(*promote_and_broadcast(x, y))
+
+
+def fmod(x, y):
+    """C's fmod: the remainder has the sign of x."""
+    return ew.rem(*promote_and_broadcast(x, y))
+
+
+def remainder(x, y):
+    """Python's modulo: the remainder has the sign of y (NumPy's algorithm, on fmod)."""
     x, y = promote_and_broadcast(x, y)
-    if np.issubdtype(aval_of(x).dtype, np.integer):
-        raise TypeError("functrans.numpy.floor_divide on integers is not supported yet")
-    return ew.floor(ew.div(x, y))
+    r = ew.rem(x, y)
+    if aval_of(r).dtype.kind in "bu":
+        return r
+    zero = _const(r, 0)
+    nonzero = ew.ne(r, zero)  # also NaN
+    wrong_sign = ew.logical_and(nonzero, ew.ne(ew.lt(r, zero), ew.lt(y, zero)))
+    r = ew.select_n(wrong_sign, r, ew.add(r, y))
+    if aval_of(r).dtype.kind in "fc":
+        # an exact zero takes the sign of y, as in NumPy
+        signed_zero = ew.select_n(ew.signbit(y), zero, _const(r, -0.0))
+        r = ew.select_n(nonzero, signed_zero, r)
+    return r
+
+
+mod = remainder
+
+
+def reciprocal(x):
+    x = asarray(x)
+    if aval_of(x).dtype.kind not in "fc":
+        # NumPy's integer reciprocal is C integer division 1 / x
+        dtype = aval_of(x).dtype
+        q = ew.trunc(ew.div(_const(_cast(x, np.float64), 1), _cast(x, np.float64)))
+        return _cast(q, dtype)
+    return ew.div(_const(x, 1), x)
+
+
+def square(x):
+    return ew.integer_pow(asarray(x), y=2)
 
 
 def power(x, y):
@@ -111,8 +220,137 @@ def power(x, y):
     if isinstance(y, (int, np.integer)) and not isinstance(y, bool):
         x = asarray(x)
         dtype = result_dtype(x, y)
+        if y < 0 and dtype.kind in "iub":
+            raise ValueError("Integers to negative integer powers are not allowed.")
         return ew.integer_pow(ew.convert_element_type(x, new_dtype=dtype), y=int(y))
     return ew.pow(*promote_and_broadcast(x, y))
+
+
+pow = power  # noqa: A001 - the NumPy 2 name
+
+
+def float_power(x, y):
+    """x ** y in at least float64 (complex128 for complex operands)."""
+    dtype = np.result_type(result_dtype(x, y), np.float64)
+    return ew.pow(*broadcast_all(_cast(x, dtype), _cast(y, dtype)))
+
+
+def logaddexp(x, y):
+    """log(exp(x) + exp(y)) without overflow; its derivatives are in [0, 1]."""
+    return ew.logaddexp(*_inexact_operands(x, y))
+
+
+def logaddexp2(x, y):
+    """log2(2**x + 2**y), as logaddexp in units of log(2)."""
+    x, y = _inexact_operands(x, y)
+    ln2 = _const(x, np.log(2.0))
+    return ew.div(ew.logaddexp(ew.mul(x, ln2), ew.mul(y, ln2)), ln2)
+
+
+arctan2 = atan2 = _binary_inexact(ew.atan2, "arctan2")
+hypot = _binary_inexact(ew.hypot, "hypot")
+
+
+# ---------------------------------------------------------------------------------------------
+# Absolute value, sign and friends
+
+
+def absolute(x):
+    return ew.abs(asarray(x))
+
+
+abs = absolute  # noqa: A001 - the NumPy name
+
+
+def fabs(x):
+    x = asarray(x)
+    if aval_of(x).dtype.kind == "c":
+        raise TypeError("ufunc 'fabs' not supported for complex input; use absolute")
+    return ew.abs(_to_inexact(x))
+
+
+def sign(x):
+    x = asarray(x)
+    if aval_of(x).dtype.kind != "c":
+        return ew.sign(x)
+    # NumPy 2: z / |z| (0 at 0); differentiable away from 0
+    r = ew.abs(x)
+    zero = ew.eq(r, _const(r, 0))
+    safe = ew.select_n(zero, r, _const(r, 1))
+    return ew.div(x, ew.convert_element_type(safe, new_dtype=aval_of(x).dtype))
+
+
+def signbit(x):
+    return ew.signbit(asarray(x))
+
+
+def copysign(x, y):
+    """|x| with the sign bit of y; d/dx is +-sign(x) (0 at x = 0)."""
+    x, y = _inexact_operands(x, y)
+    magnitude = ew.abs(x)
+    return ew.select_n(ew.signbit(y), magnitude, ew.neg(magnitude))
+
+
+def heaviside(x, h0):
+    """0 for x < 0, h0 at x == 0, 1 for x > 0 (NaN stays NaN); the derivative flows to h0."""
+    x, h0 = _inexact_operands(x, h0)
+    step = ew.select_n(ew.gt(x, _const(x, 0)), _const(x, 0), _const(x, 1))
+    out = ew.select_n(ew.eq(x, _const(x, 0)), step, h0)
+    return ew.select_n(ew.isnan(x), out, x)
+
+
+# ---------------------------------------------------------------------------------------------
+# Rounding: piecewise constant, derivative 0. Integers round to themselves, as in NumPy.
+
+
+def _rounding(prim_fn, name):
+    def fn(x):
+        x = asarray(x)
+        return x if aval_of(x).dtype.kind in "iub" else prim_fn(x)
+
+    fn.__name__ = name
+    return fn
+
+
+floor = _rounding(ew.floor, "floor")
+ceil = _rounding(ew.ceil, "ceil")
+trunc = _rounding(ew.trunc, "trunc")
+fix = trunc
+
+
+def rint(x):
+    return ew.round(_to_inexact(x))
+
+
+def round(x, decimals=0):  # noqa: A001 - the NumPy name
+    """Round half to even to `decimals` places (NumPy's scale, rint, unscale)."""
+    x = asarray(x)
+    kind = aval_of(x).dtype.kind
+    if kind in "iu":
+        if decimals >= 0:
+            return _copy(x)
+        # NumPy rounds integers to tens, hundreds, ... half to even, staying integer
+        return _cast(round(_cast(x, np.float64), decimals), aval_of(x).dtype)
+    if kind == "b":
+        x = _to_inexact(x)
+    if decimals == 0:
+        return ew.round(x)
+    if aval_of(x).dtype.kind == "c":
+        return ew.add(
+            _cast(round(ew.real(x), decimals), aval_of(x).dtype),
+            ew.mul(_cast(round(ew.imag(x), decimals), aval_of(x).dtype), _const(x, 1j)),
+        )
+    scale = _const(x, 10.0 ** abs(int(decimals)))
+    if decimals > 0:
+        return ew.div(ew.round(ew.mul(x, scale)), scale)
+    return ew.mul(ew.round(ew.div(x, scale)), scale)
+
+
+around = round
+
+
+# ---------------------------------------------------------------------------------------------
+# Extrema and clipping. Ties of maximum/minimum split the tangent 1/2 : 1/2 (see primitives).
 
 
 def maximum(x, y):
@@ -121,6 +359,109 @@ def maximum(x, y):
 
 def minimum(x, y):
     return ew.min(*promote_and_broadcast(x, y))
+
+
+def fmax(x, y):
+    """maximum that ignores NaN: the other operand is returned (and differentiated)."""
+    x, y = promote_and_broadcast(x, y)
+    if aval_of(x).dtype.kind not in "fc":
+        return ew.max(x, y)
+    return ew.select_n(ew.isnan(y), ew.select_n(ew.isnan(x), ew.max(x, y), y), x)
+
+
+def fmin(x, y):
+    """minimum that ignores NaN: the other operand is returned (and differentiated)."""
+    x, y = promote_and_broadcast(x, y)
+    if aval_of(x).dtype.kind not in "fc":
+        return ew.min(x, y)
+    return ew.select_n(ew.isnan(y), ew.select_n(ew.isnan(x), ew.min(x, y), y), x)
+
+
+_NO_VALUE = object()
+
+
+def clip(a, a_min=_NO_VALUE, a_max=_NO_VALUE, *, min=None, max=None):  # noqa: A002
+    """Limit `a` to [a_min, a_max] (either may be None), as NumPy.
+
+    Convention at the bounds: the derivative with respect to `a` is 1 on the closed interval
+    a_min <= a <= a_max and 0 outside it; a bound gets the tangent only where `a` is strictly
+    beyond it. If a_min > a_max, every element is a_max, as in NumPy.
+    """
+    lo = min if a_min is _NO_VALUE or a_min is None else a_min
+    hi = max if a_max is _NO_VALUE or a_max is None else a_max
+    if lo is None and hi is None:
+        return _copy(asarray(a))
+    present = [v for v in (a, lo, hi) if v is not None]
+    dtype = result_dtype(*present)  # Python-scalar bounds are weak: float32 stays float32
+    args = broadcast_all(*[_cast(v, dtype) for v in present])
+    x, rest = args[0], args[1:]
+    if lo is not None:
+        lo_b, rest = rest[0], rest[1:]
+        x = ew.select_n(ew.lt(x, lo_b), x, lo_b)
+    if hi is not None:
+        x = ew.select_n(ew.gt(x, rest[0]), x, rest[0])
+    return x
+
+
+# ---------------------------------------------------------------------------------------------
+# Complex parts
+
+
+def real(x):
+    x = asarray(x)
+    return ew.real(x) if aval_of(x).dtype.kind == "c" else x
+
+
+def imag(x):
+    x = asarray(x)
+    if aval_of(x).dtype.kind == "c":
+        return ew.imag(x)
+    return _const(x, 0)
+
+
+def conjugate(x):
+    x = asarray(x)
+    kind = aval_of(x).dtype.kind
+    if kind == "b":
+        return _cast(x, np.int8)  # NumPy's conjugate has no boolean loop
+    return ew.conj(x) if kind == "c" else _copy(x)
+
+
+conj = conjugate
+
+
+def angle(z, deg=False):
+    """The argument of z: arctan2(imag(z), real(z)); 0 or pi for real z."""
+    z = asarray(z)
+    if aval_of(z).dtype.kind == "c":
+        out = ew.atan2(ew.imag(z), ew.real(z))
+    else:
+        out = arctan2(0, z)
+    return rad2deg(out) if deg else out
+
+
+def nan_to_num(x, copy=True, nan=0.0, posinf=None, neginf=None):
+    """NaN -> nan, +inf -> posinf (default: the largest finite value), -inf -> neginf."""
+    x = asarray(x)
+    dtype = aval_of(x).dtype
+    if dtype.kind == "c":
+        parts = [nan_to_num(p, nan=nan, posinf=posinf, neginf=neginf) for p in (real(x), imag(x))]
+        return ew.add(_cast(parts[0], dtype), ew.mul(_cast(parts[1], dtype), _const(x, 1j)))
+    if dtype.kind != "f":
+        return _copy(x)
+    info = np.finfo(dtype)
+    x = ew.select_n(ew.isnan(x), x, _const(x, nan))
+    x = ew.select_n(
+        ew.eq(x, _const(x, np.inf)), x, _const(x, info.max if posinf is None else posinf)
+    )
+    x = ew.select_n(
+        ew.eq(x, _const(x, -np.inf)), x, _const(x, info.min if neginf is None else neginf)
+    )
+    return x
+
+
+# ---------------------------------------------------------------------------------------------
+# Comparisons and logic: boolean outputs, no derivatives
 
 
 def equal(x, y):
@@ -162,6 +503,11 @@ def logical_or(x, y):
     return ew.logical_or(x, y)
 
 
+def logical_xor(x, y):
+    x, y = promote_and_broadcast(_as_bool(x), _as_bool(y))
+    return ew.ne(x, y)
+
+
 def logical_not(x):
     return ew.logical_not(_as_bool(x))
 
@@ -174,8 +520,21 @@ def isfinite(x):
     return ew.isfinite(asarray(x))
 
 
+def isinf(x):
+    x = asarray(x)
+    return ew.logical_not(ew.logical_or(ew.isfinite(x), ew.isnan(x)))
+
+
+# ---------------------------------------------------------------------------------------------
+# Selection and casts
+
+
 def where(condition, x=None, y=None):
-    """Elementwise choice; the gradient flows only to the chosen operand."""
+    """Elementwise choice; the gradient flows only to the chosen operand.
+
+    Both operands are computed, so a NaN or inf in the derivative of the unchosen one still
+    poisons reverse mode (0 * inf); docs/conventions.md shows the double-where idiom.
+    """
     if x is None and y is None:
         raise TypeError(
             "functrans.numpy.where(condition) with one argument is not supported yet; use "
@@ -192,54 +551,98 @@ def astype(x, dtype):
     return ew.convert_element_type(asarray(x), new_dtype=np.dtype(dtype))
 
 
-def clip(x, a_min=None, a_max=None):
-    if a_min is not None:
-        x = maximum(x, a_min)
-    if a_max is not None:
-        x = minimum(x, a_max)
-    return x
-
-
 __all__ = [
     "abs",
     "absolute",
+    "acos",
+    "acosh",
     "add",
+    "angle",
+    "arccos",
+    "arccosh",
+    "arcsin",
+    "arcsinh",
+    "arctan",
+    "arctan2",
+    "arctanh",
+    "around",
+    "asin",
+    "asinh",
     "astype",
+    "atan",
+    "atan2",
+    "atanh",
+    "cbrt",
     "ceil",
     "clip",
+    "conj",
+    "conjugate",
+    "copysign",
     "cos",
+    "cosh",
+    "deg2rad",
+    "degrees",
     "divide",
     "equal",
     "exp",
+    "exp2",
     "expm1",
+    "fabs",
+    "fix",
+    "float_power",
     "floor",
     "floor_divide",
+    "fmax",
+    "fmin",
+    "fmod",
     "greater",
     "greater_equal",
+    "heaviside",
+    "hypot",
+    "imag",
     "isfinite",
+    "isinf",
     "isnan",
     "less",
     "less_equal",
     "log",
+    "log10",
     "log1p",
+    "log2",
+    "logaddexp",
+    "logaddexp2",
     "logical_and",
     "logical_not",
     "logical_or",
+    "logical_xor",
     "maximum",
     "minimum",
+    "mod",
     "multiply",
+    "nan_to_num",
     "negative",
     "not_equal",
     "positive",
+    "pow",
     "power",
+    "rad2deg",
+    "radians",
+    "real",
     "reciprocal",
+    "remainder",
+    "rint",
+    "round",
     "sign",
+    "signbit",
     "sin",
+    "sinc",
+    "sinh",
     "sqrt",
     "square",
     "subtract",
     "tan",
     "tanh",
     "true_divide",
+    "trunc",
     "where",
 ]

@@ -26,7 +26,7 @@ from functrans.core import (
     is_undefined,
 )
 from functrans.primitives.base import batch_size, check_same_avals, require_linear
-from functrans.primitives.structural import bdim_to, full_like, linear_jvp, zeros
+from functrans.primitives.structural import bdim_to, full, full_like, linear_jvp, zeros
 
 
 def _bool_dtype(_):
@@ -34,8 +34,17 @@ def _bool_dtype(_):
 
 
 def ct_like(ct: Any, aval: ShapedArray) -> Any:
-    """The cotangent as the operand's dtype (a float32 operand takes a float32 cotangent)."""
-    return ct if aval_of(ct).dtype == aval.dtype else convert_element_type(ct, new_dtype=aval.dtype)
+    """The cotangent as the operand's dtype (a float32 operand takes a float32 cotangent).
+
+    A complex cotangent of a real operand keeps its real part: for real v,
+    Re(<ct, v>) = <Re(ct), v>, so that is the transpose of the real-to-complex embedding.
+    """
+    ct_dtype = aval_of(ct).dtype
+    if ct_dtype == aval.dtype:
+        return ct
+    if ct_dtype.kind == "c" and aval.dtype.kind != "c":
+        ct = real(ct)
+    return convert_element_type(ct, new_dtype=aval.dtype)
 
 
 def elementwise_batch(prim: Primitive) -> Callable:
@@ -253,21 +262,26 @@ tanh_p = unary("tanh", np.tanh, deriv=lambda x, y: sub(full_like(y, 1), mul(y, y
 sqrt_p = unary("sqrt", np.sqrt, deriv=lambda x, y: div(full_like(y, 0.5), y))
 
 
-def _abs_deriv(x, y):
-    # Kink convention: d|x|/dx at 0 is sign(0) = 0 (as JAX and autograd).
-    if aval_of(x).dtype.kind == "c":
-        raise TypeError(
-            "differentiating abs of a complex value is not supported yet; differentiate "
-            "sqrt(real(z)**2 + imag(z)**2) once real/imag land, or split z into two real arrays."
-        )
-    return sign(x)
-
-
 def _real_dtype(dtype):
     return np.empty((), dtype).real.dtype
 
 
-abs_p = unary("abs", np.abs, deriv=_abs_deriv, out_dtype=_real_dtype)
+abs_p = unary("abs", np.abs, out_dtype=_real_dtype)
+
+
+def _abs_jvp(primals, tangents):
+    (x,), (t,) = primals, tangents
+    y = abs(x)
+    if aval_of(x).dtype.kind != "c":
+        # Kink convention: d|x|/dx at 0 is sign(0) = 0 (as JAX and autograd).
+        return y, mul(t, sign(x))
+    # d|z| = Re(conj(z) dz) / |z|; at z = 0 the numerator is 0 and we divide by 1 instead, so
+    # the derivative there is 0, as on the real line.
+    safe_y = select_n(eq(y, zeros(aval_of(y))), y, full_like(y, 1))
+    return y, div(real(mul(conj(x), t)), safe_y)
+
+
+abs_p.jvp = _abs_jvp
 sign_p = unary("sign", np.sign, zero_derivative=True)
 floor_p = unary("floor", np.floor, zero_derivative=True)
 ceil_p = unary("ceil", np.ceil, zero_derivative=True)
@@ -331,6 +345,237 @@ def round(x):  # noqa: A001 - the NumPy name
 
 
 # ---------------------------------------------------------------------------------------------
+# More of the calculus table: logarithms and exponentials in other bases, hyperbolic and inverse
+# trigonometric functions, cube root, the logistic sigmoid. All are holomorphic where NumPy
+# accepts complex input, so `t * f'(x)` is also the complex JVP.
+
+_LN2 = float(np.log(2.0))
+_LN10 = float(np.log(10.0))
+
+
+def _one(x):
+    return full_like(x, 1)
+
+
+def _rsqrt_one_minus_sq(x):
+    # 1 / sqrt(1 - x^2), with (1 - x)(1 + x) accurate near |x| = 1
+    return div(_one(x), sqrt(mul(sub(_one(x), x), add(_one(x), x))))
+
+
+exp2_p = unary("exp2", np.exp2, deriv=lambda x, y: mul(y, full_like(y, _LN2)))
+log2_p = unary("log2", np.log2, deriv=lambda x, y: div(_one(x), mul(x, full_like(x, _LN2))))
+log10_p = unary("log10", np.log10, deriv=lambda x, y: div(_one(x), mul(x, full_like(x, _LN10))))
+sinh_p = unary("sinh", np.sinh, deriv=lambda x, y: cosh(x))
+cosh_p = unary("cosh", np.cosh, deriv=lambda x, y: sinh(x))
+asin_p = unary("asin", np.arcsin, deriv=lambda x, y: _rsqrt_one_minus_sq(x))
+acos_p = unary("acos", np.arccos, deriv=lambda x, y: neg(_rsqrt_one_minus_sq(x)))
+atan_p = unary("atan", np.arctan, deriv=lambda x, y: div(_one(x), add(_one(x), mul(x, x))))
+asinh_p = unary("asinh", np.arcsinh, deriv=lambda x, y: div(_one(x), sqrt(add(mul(x, x), _one(x)))))
+acosh_p = unary(
+    "acosh",
+    np.arccosh,
+    deriv=lambda x, y: div(_one(x), mul(sqrt(sub(x, _one(x))), sqrt(add(x, _one(x))))),
+)
+atanh_p = unary(
+    "atanh",
+    np.arctanh,
+    deriv=lambda x, y: div(_one(x), mul(sub(_one(x), x), add(_one(x), x))),
+)
+# d cbrt(x)/dx = 1 / (3 cbrt(x)^2): inf at 0, like sqrt
+cbrt_p = unary("cbrt", np.cbrt, deriv=lambda x, y: div(_one(y), mul(full_like(y, 3), mul(y, y))))
+
+
+def _logistic_impl(x):
+    # 1 / (1 + e^-x) for x >= 0 and e^x / (1 + e^x) otherwise: exp never overflows
+    x = np.asarray(x)
+    e = np.exp(-np.abs(x))
+    one = np.ones((), x.dtype)
+    return np.where(x >= 0, one / (one + e), e / (one + e))
+
+
+logistic_p = unary("logistic", _logistic_impl, deriv=lambda x, y: mul(y, sub(_one(y), y)))
+trunc_p = unary("trunc", np.trunc, zero_derivative=True)
+
+
+def exp2(x):
+    return exp2_p.bind(x)
+
+
+def log2(x):
+    return log2_p.bind(x)
+
+
+def log10(x):
+    return log10_p.bind(x)
+
+
+def sinh(x):
+    return sinh_p.bind(x)
+
+
+def cosh(x):
+    return cosh_p.bind(x)
+
+
+def asin(x):
+    return asin_p.bind(x)
+
+
+def acos(x):
+    return acos_p.bind(x)
+
+
+def atan(x):
+    return atan_p.bind(x)
+
+
+def asinh(x):
+    return asinh_p.bind(x)
+
+
+def acosh(x):
+    return acosh_p.bind(x)
+
+
+def atanh(x):
+    return atanh_p.bind(x)
+
+
+def cbrt(x):
+    return cbrt_p.bind(x)
+
+
+def logistic(x):
+    return logistic_p.bind(x)
+
+
+def trunc(x):
+    return trunc_p.bind(x)
+
+
+# ---------------------------------------------------------------------------------------------
+# Complex parts. real, imag and conj are linear over the reals (not complex-linear), so their
+# transposes are taken for the pairing Re(sum(u * v)) that functrans uses for complex values:
+# real^T(u) = u, imag^T(u) = -i u, conj^T(u) = conj(u).
+
+real_p = unary("real", np.real, out_dtype=_real_dtype)
+real_p.jvp = linear_jvp(real_p)
+real_p.transpose = lambda ct, x: [convert_element_type(ct, new_dtype=x.aval.dtype)]
+imag_p = unary("imag", np.imag, out_dtype=_real_dtype)
+imag_p.jvp = linear_jvp(imag_p)
+imag_p.transpose = lambda ct, x: [
+    mul(convert_element_type(ct, new_dtype=x.aval.dtype), full(x.aval.shape, -1j, x.aval.dtype))
+]
+conj_p = unary("conj", np.conj)
+conj_p.jvp = linear_jvp(conj_p)
+conj_p.transpose = lambda ct, x: [conj(ct)]
+
+
+def real(x):
+    return real_p.bind(x)
+
+
+def imag(x):
+    return imag_p.bind(x)
+
+
+def conj(x):
+    return conj_p.bind(x)
+
+
+# ---------------------------------------------------------------------------------------------
+# Smooth binary functions. Where a partial derivative is 0/0 (atan2 and hypot at the origin,
+# logaddexp of two -inf) it is taken as 0, and the division is by a safe value instead, so no
+# NaN reaches a derivative (the double-where idiom of docs/conventions.md).
+
+
+def _safe(value, bad):
+    """`value` with 1 where `bad` holds (the inner where of the double-where idiom)."""
+    return select_n(bad, value, _one(value))
+
+
+def _squared_radius(x, y):
+    r2 = add(mul(x, x), mul(y, y))
+    return _safe(r2, eq(r2, zeros(aval_of(r2))))
+
+
+atan2_p = binary(
+    "atan2",
+    np.arctan2,
+    derivs=(
+        lambda x, y, out: div(y, _squared_radius(x, y)),
+        lambda x, y, out: neg(div(x, _squared_radius(x, y))),
+    ),
+)
+
+
+def _hypot_deriv(x, h):
+    # d hypot(x, y)/dx = x / hypot(x, y): no squares, so no overflow; 0 at the origin
+    return div(x, _safe(h, eq(h, zeros(aval_of(h)))))
+
+
+hypot_p = binary(
+    "hypot",
+    np.hypot,
+    derivs=(lambda x, y, out: _hypot_deriv(x, out), lambda x, y, out: _hypot_deriv(y, out)),
+)
+
+
+def _logaddexp_deriv(x, out):
+    # d logaddexp(x, y)/dx = exp(x - out), in [0, 1] since out >= x: never overflows. Where
+    # x == out (also at +-inf) the exponent is 0; where out == -inf (both operands -inf) the
+    # derivative is taken as 0, as for logsumexp of an all -inf row.
+    same = eq(x, out)
+    zero = zeros(aval_of(x))
+    exponent = sub(select_n(same, x, zero), select_n(same, out, zero))  # never inf - inf
+    no_mass = eq(out, full_like(out, -np.inf))
+    return select_n(no_mass, exp(exponent), zeros(aval_of(x)))
+
+
+logaddexp_p = binary(
+    "logaddexp",
+    np.logaddexp,
+    derivs=(
+        lambda x, y, out: _logaddexp_deriv(x, out),
+        lambda x, y, out: _logaddexp_deriv(y, out),
+    ),
+)
+
+
+def atan2(x, y):
+    return atan2_p.bind(x, y)
+
+
+def hypot(x, y):
+    return hypot_p.bind(x, y)
+
+
+def logaddexp(x, y):
+    return logaddexp_p.bind(x, y)
+
+
+# ---------------------------------------------------------------------------------------------
+# Division with rounding. rem is C's fmod (the sign of x); NumPy's remainder is composed from it
+# in functrans.numpy. floor_divide is piecewise constant; NumPy computes it from fmod, which is
+# not always floor(x / y) (floor_divide(1, 0.1) is 9), so it is its own primitive.
+
+rem_p = binary(
+    "rem",
+    np.fmod,
+    derivs=(lambda x, y, out: _one(x), lambda x, y, out: neg(trunc(div(x, y)))),
+)
+floor_divide_p = binary("floor_divide", np.floor_divide, zero_derivative=True)
+
+
+def rem(x, y):
+    return rem_p.bind(x, y)
+
+
+def floor_divide(x, y):
+    return floor_divide_p.bind(x, y)
+
+
+# ---------------------------------------------------------------------------------------------
 # Powers
 
 
@@ -360,11 +605,15 @@ def _pow_dy(x, y, out):
     return mul(log(safe_x), out)
 
 
-pow_p = binary(
-    "pow",
-    np.power,
-    derivs=(lambda x, y, out: mul(y, pow(x, sub(y, full_like(y, 1)))), _pow_dy),
-)
+def _pow_dx(x, y, out):
+    # d(x^y)/dx = y x^(y-1); where y == 0 it is 0 (x^0 is constant), computed with a safe
+    # exponent so that 0 ** -1 never appears. x ** 2.0 and x ** 1.0 are exact at x = 0.
+    y_is_zero = eq(y, zeros(aval_of(y)))
+    dx = mul(y, pow(x, sub(_safe(y, y_is_zero), full_like(y, 1))))
+    return select_n(y_is_zero, dx, zeros(aval_of(x)))
+
+
+pow_p = binary("pow", np.power, derivs=(_pow_dx, _pow_dy))
 
 
 def pow(x, y):  # noqa: A001 - the lax name
@@ -416,6 +665,7 @@ or_p = binary("or", np.logical_or, zero_derivative=True, out_dtype=_bool_dtype)
 not_p = unary("not", np.logical_not, zero_derivative=True, out_dtype=_bool_dtype)
 isnan_p = unary("isnan", np.isnan, zero_derivative=True, out_dtype=_bool_dtype)
 isfinite_p = unary("isfinite", np.isfinite, zero_derivative=True, out_dtype=_bool_dtype)
+signbit_p = unary("signbit", np.signbit, zero_derivative=True, out_dtype=_bool_dtype)
 
 
 def eq(x, y):
@@ -460,6 +710,10 @@ def isnan(x):
 
 def isfinite(x):
     return isfinite_p.bind(x)
+
+
+def signbit(x):
+    return signbit_p.bind(x)
 
 
 # ---------------------------------------------------------------------------------------------
