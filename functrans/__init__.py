@@ -6,7 +6,7 @@ Write a pure function with `functrans.numpy`; get back its derivatives (`grad`, 
 linearizing and transposing.
 """
 
-from functrans import lax, numpy, tree_util  # noqa: F401
+from functrans import config, debug, lax, numpy, tree_util  # noqa: F401
 from functrans.api import (
     grad,
     jvp,
@@ -43,6 +43,8 @@ __all__ = [
     "checkpoint",
     "checkpoint_name",
     "checkpoint_policies",
+    "config",
+    "debug",
     "remat",
     "saved_residuals",
     "custom_jvp",

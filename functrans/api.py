@@ -22,6 +22,7 @@ from functrans.core import (
     aval_of,
     instantiate,
     is_float_dtype,
+    transform_scope,
 )
 from functrans.errors import (
     ArgnumsError,
@@ -212,9 +213,10 @@ def jvp_flat(fun: Callable, primals: Sequence[Any], tangents: Sequence[Any]):
     trace = JVPTrace(_current_trace.get())
     token = _current_trace.set(trace)
     try:
-        outs, aux = fun(*[JVPTracer(trace, p, t) for p, t in zip(primals, tangents)])
-        pairs = [trace.lower(o) for o in outs]
-        aux = strip_tangents(trace, aux)
+        with transform_scope("jvp"):
+            outs, aux = fun(*[JVPTracer(trace, p, t) for p, t in zip(primals, tangents)])
+            pairs = [trace.lower(o) for o in outs]
+            aux = strip_tangents(trace, aux)
     finally:
         _current_trace.reset(token)
         trace.alive = False

@@ -15,7 +15,7 @@ import numpy as np
 
 from functrans import tree_util
 from functrans.api import _as_array, _finish
-from functrans.core import _current_trace, aval_of
+from functrans.core import _current_trace, aval_of, transform_scope
 from functrans.errors import BatchingError, TreeStructureError
 from functrans.interpreters.batching import BatchTrace, BatchTracer
 from functrans.primitives import bdim_to, concatenate, slice_
@@ -31,8 +31,11 @@ def vmap_flat(
     trace = BatchTrace(_current_trace.get(), axis_size)
     token = _current_trace.set(trace)
     try:
-        outs = fun(*[x if d is None else BatchTracer(trace, x, d) for x, d in zip(args, in_dims)])
-        pairs = [trace.lower(o) for o in outs]
+        with transform_scope("vmap"):
+            outs = fun(
+                *[x if d is None else BatchTracer(trace, x, d) for x, d in zip(args, in_dims)]
+            )
+            pairs = [trace.lower(o) for o in outs]
     finally:
         _current_trace.reset(token)
         trace.alive = False

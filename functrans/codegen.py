@@ -138,7 +138,7 @@ def _source(jaxpr: Jaxpr, const_names: list[str], namespace: dict, scalar: bool)
             outs.append(names[v])
         expr = _emit_call(eqn, [ref(a) for a in eqn.inputs], namespace, scalar)
         lhs = ", ".join(outs) + ("," if eqn.prim.multiple_results and len(outs) == 1 else "")
-        lines.append(f"    {lhs} = {expr}  # {eqn.prim.name}")
+        lines.append(f"    {lhs + ' = ' if outs else ''}{expr}  # {eqn.prim.name}")
         if not scalar:
             dead = [
                 names[a]

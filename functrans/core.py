@@ -177,6 +177,7 @@ class Primitive:
     __slots__ = (
         "name",
         "multiple_results",
+        "effectful",
         "impl",
         "abstract_eval",
         "jvp",
@@ -184,9 +185,10 @@ class Primitive:
         "batch",
     )
 
-    def __init__(self, name: str, *, multiple_results: bool = False):
+    def __init__(self, name: str, *, multiple_results: bool = False, effectful: bool = False):
         self.name = name
         self.multiple_results = multiple_results
+        self.effectful = effectful  # has an effect (printing): never removed, merged or folded
         self.impl = self._missing_rule("evaluation (impl)")
         self.abstract_eval = self._missing_rule("abstract evaluation")
         self.jvp = self._missing_rule("differentiation (jvp)")
@@ -242,7 +244,7 @@ class Trace:
         """Apply `prim` one level down (the parent trace), as if bound there."""
         parent = self.parent
         if parent is eval_trace:
-            return prim.impl(*args, **params)  # callers have checked args for dead tracers
+            return run_impl(prim, args, params)  # callers have checked args for dead tracers
         token = _current_trace.set(parent)
         try:
             return parent.process_primitive(prim, args, params)
@@ -267,7 +269,33 @@ class EvalTrace(Trace):
         for x in args:
             if isinstance(x, Tracer):
                 raise leaked_tracer_error(x)
-        return prim.impl(*args, **params)
+        return run_impl(prim, args, params)
+
+
+def run_impl(prim: Primitive, args: Sequence[Any], params: dict) -> Any:
+    """Run a primitive's NumPy implementation (the one place concrete values are computed)."""
+    out = prim.impl(*args, **params)
+    if output_check is not None:
+        output_check(prim, args, out)
+    return out
+
+
+# A hook called on every concrete primitive result (functrans.config's debug_nans sets it).
+output_check: Callable[[Primitive, Sequence[Any], Any], None] | None = None
+
+# For error reports only: the transformations the current computation runs under, outermost
+# first, and the staged equation being evaluated or transposed (set while debugging).
+active_transforms: ContextVar[tuple[str, ...]] = ContextVar("functrans_transforms", default=())
+debug_eqn: ContextVar[Any] = ContextVar("functrans_debug_eqn", default=None)
+
+
+@contextlib.contextmanager
+def transform_scope(name: str) -> Iterator[None]:
+    token = active_transforms.set(active_transforms.get() + (name,))
+    try:
+        yield
+    finally:
+        active_transforms.reset(token)
 
 
 eval_trace = EvalTrace(None)

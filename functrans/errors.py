@@ -56,5 +56,9 @@ class BatchingError(FunctransError, ValueError):
     """vmap was given inconsistent axes or sizes, or a batched value was made concrete."""
 
 
+class NonFiniteError(FunctransError, ValueError, FloatingPointError):
+    """debug_nans: a primitive produced a NaN or inf from finite inputs."""
+
+
 class JaxprTypeError(FunctransError, TypeError):
     """A staged program failed the type checker (an internal invariant, or a hand-built program)."""

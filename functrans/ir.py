@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 
+from functrans import core
 from functrans.core import Primitive, ShapedArray, aval_of, bind, dtype_name
 from functrans.errors import JaxprTypeError
 
@@ -46,13 +47,14 @@ Atom = Var | Literal
 
 
 class Eqn:
-    __slots__ = ("prim", "inputs", "params", "outputs")
+    __slots__ = ("prim", "inputs", "params", "outputs", "source")
 
     def __init__(self, prim: Primitive, inputs: list, params: dict, outputs: list[Var]):
         self.prim = prim
         self.inputs = inputs
         self.params = params
         self.outputs = outputs
+        self.source: str | None = None  # the user's 'file:line', recorded under debug_nans
 
     def __repr__(self):
         return f"Eqn({self.prim.name}, {len(self.inputs)} in, {len(self.outputs)} out)"
@@ -126,9 +128,17 @@ def eval_jaxpr(jaxpr: Jaxpr, consts: Sequence[Any], *args: Any) -> list[Any]:
         env[v] = x
     for v, x in zip(jaxpr.invars, args, strict=True):
         env[v] = x
+    debugging = core.output_check is not None
     for eqn in jaxpr.eqns:
         ins = [env[a] if type(a) is Var else a.val for a in eqn.inputs]
-        outs = bind(eqn.prim, *ins, **eqn.params)
+        if debugging:  # errors name the staged equation's source line
+            token = core.debug_eqn.set(eqn)
+            try:
+                outs = bind(eqn.prim, *ins, **eqn.params)
+            finally:
+                core.debug_eqn.reset(token)
+        else:
+            outs = bind(eqn.prim, *ins, **eqn.params)
         if eqn.prim.multiple_results:
             for v, x in zip(eqn.outputs, outs, strict=True):
                 env[v] = x

@@ -14,7 +14,7 @@ import inspect
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from functrans import tree_util
+from functrans import core, tree_util
 from functrans.api import _as_array, _finish
 from functrans.codegen import Generated, generate
 from functrans.core import _current_trace, aval_of, eval_trace
@@ -124,7 +124,7 @@ class Jitted:
         return Lowered(traced, simple, simple_consts, store["out_tree"])
 
     def __call__(self, *args, **kwargs):
-        if not kwargs and _current_trace.get() is eval_trace:
+        if not kwargs and _current_trace.get() is eval_trace and core.output_check is None:
             # Fast path: positional arrays and floats only, no static arguments. The signature
             # is then just each argument's type, shape and dtype.
             try:
@@ -135,12 +135,13 @@ class Jitted:
             if run is not None:
                 return run(args)
         lowered, leaves = self._lower(args, kwargs)
-        if _current_trace.get() is eval_trace:
+        if _current_trace.get() is eval_trace and core.output_check is None:
             run = self._runner(lowered)
             if not kwargs and not self._static_argnums and sig is not None:
                 self._fast[sig] = run
             return run(leaves)
-        outs = eval_jaxpr(lowered.jaxpr, lowered.consts, *leaves)
+        with core.transform_scope("jit"):
+            outs = eval_jaxpr(lowered.jaxpr, lowered.consts, *leaves)
         return tree_util.tree_unflatten(lowered.out_tree, outs)
 
     @staticmethod

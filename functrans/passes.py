@@ -71,7 +71,7 @@ def fold_constants(p: _Program) -> bool:
     eqns = []
     for eqn in p.eqns:
         vals = [_value(p, a) for a in eqn.inputs]
-        if all(v is not _UNKNOWN for v in vals):
+        if not eqn.prim.effectful and all(v is not _UNKNOWN for v in vals):
             outs = eqn.prim.impl(*vals, **eqn.params)
             outs = outs if eqn.prim.multiple_results else [outs]
             for v, out in zip(eqn.outputs, outs, strict=True):
@@ -155,7 +155,7 @@ def eliminate_common_subexpressions(p: _Program) -> bool:
     for eqn in p.eqns:
         if subst:
             eqn = Eqn(eqn.prim, [subst.get(a, a) for a in eqn.inputs], eqn.params, eqn.outputs)
-        pkey = _params_key(eqn.params)
+        pkey = None if eqn.prim.effectful else _params_key(eqn.params)
         key = None if pkey is None else (eqn.prim, tuple(_key(a) for a in eqn.inputs), pkey)
         prev = None if key is None else seen.get(key)
         if prev is None:
@@ -171,7 +171,7 @@ def eliminate_dead_code(p: _Program) -> bool:
     live = {a for a in p.outvars if type(a) is Var}
     kept = []
     for eqn in reversed(p.eqns):
-        if any(v in live for v in eqn.outputs):
+        if eqn.prim.effectful or any(v in live for v in eqn.outputs):
             kept.append(eqn)
             live.update(a for a in eqn.inputs if type(a) is Var)
     changed = len(kept) != len(p.eqns)

@@ -13,7 +13,15 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from functrans import tree_util
-from functrans.core import ShapedArray, Tracer, Zero, _current_trace, aval_of, instantiate
+from functrans.core import (
+    ShapedArray,
+    Tracer,
+    Zero,
+    _current_trace,
+    aval_of,
+    instantiate,
+    transform_scope,
+)
 from functrans.interpreters.jvp import JVPTrace, JVPTracer
 from functrans.interpreters.staging import StagingTrace, StagingTracer
 from functrans.interpreters.transpose import backward_pass
@@ -56,7 +64,8 @@ class LinearFunction:
     def transpose(self, cts: Sequence[Any]) -> list[Any]:
         """Cotangents in (Zero where unreached) for cotangents out (which may be Zero)."""
         cts = [ct for ct, z in zip(cts, self.out_zero, strict=True) if not z]
-        return backward_pass(self.jaxpr, self.consts, cts)
+        with transform_scope("backward pass"):
+            return backward_pass(self.jaxpr, self.consts, cts)
 
 
 def stage_linear(
@@ -82,9 +91,10 @@ def linearize_flat(
     tangents_in = [pe.new_arg(a) for a in in_avals]
     token = _current_trace.set(jt)
     try:
-        outs, aux = fun(*[JVPTracer(jt, p, t) for p, t in zip(primals, tangents_in)])
-        pairs = [jt.lower(o) for o in outs]
-        aux = strip_tangents(jt, aux)
+        with transform_scope("linearize"):
+            outs, aux = fun(*[JVPTracer(jt, p, t) for p, t in zip(primals, tangents_in)])
+            pairs = [jt.lower(o) for o in outs]
+            aux = strip_tangents(jt, aux)
     finally:
         _current_trace.reset(token)
         jt.alive = False

@@ -12,7 +12,8 @@ from typing import Any
 
 import numpy as np
 
-from functrans.core import ShapedArray, Trace, Tracer, _current_trace, aval_of
+from functrans import core
+from functrans.core import ShapedArray, Trace, Tracer, _current_trace, aval_of, user_location
 from functrans.ir import Eqn, Jaxpr, Literal, Var
 
 
@@ -61,13 +62,14 @@ class StagingTrace(Trace):
     def process_primitive(self, prim, args, params):
         inputs = [self.to_atom(x) for x in args]
         out = prim.abstract_eval(*[a.aval for a in inputs], **params)
+        outputs = [Var(a) for a in out] if prim.multiple_results else [Var(out)]
+        eqn = Eqn(prim, inputs, params, outputs)
+        if core.output_check is not None:  # debugging: remember the user's line for errors
+            eqn.source = user_location()
+        self.eqns.append(eqn)
         if prim.multiple_results:
-            outputs = [Var(a) for a in out]
-            self.eqns.append(Eqn(prim, inputs, params, outputs))
             return [StagingTracer(self, v) for v in outputs]
-        v = Var(out)
-        self.eqns.append(Eqn(prim, inputs, params, [v]))
-        return StagingTracer(self, v)
+        return StagingTracer(self, outputs[0])
 
     def to_jaxpr(self, outs: Sequence[Any]) -> tuple[Jaxpr, list[Any]]:
         outvars = [self.to_atom(x) for x in outs]

@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from functrans import core
 from functrans.core import UndefPrimal, Zero
 from functrans.errors import NonLinearError
 from functrans.ir import Jaxpr, Literal, Var
@@ -49,7 +50,14 @@ def backward_pass(jaxpr: Jaxpr, consts: Sequence[Any], cts_out: Sequence[Any]) -
                 args.append(UndefPrimal(a.aval) if val is UndefPrimal else val)
         if not eqn.prim.has_rule("transpose"):
             raise nonlinear_error(eqn.prim.name)
-        cts_in = eqn.prim.transpose(ct, *args, **eqn.params)
+        if core.output_check is None:
+            cts_in = eqn.prim.transpose(ct, *args, **eqn.params)
+        else:  # debugging: non-finite values are reported against the equation being transposed
+            token = core.debug_eqn.set(eqn)
+            try:
+                cts_in = eqn.prim.transpose(ct, *args, **eqn.params)
+            finally:
+                core.debug_eqn.reset(token)
         for a, arg, ct_a in zip(eqn.inputs, args, cts_in, strict=True):
             if ct_a is not None and type(ct_a) is not Zero and type(arg) is UndefPrimal:
                 accumulate(a, ct_a)

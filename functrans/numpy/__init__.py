@@ -30,6 +30,9 @@ from functrans.numpy._products import *  # noqa: F403
 from functrans.numpy._reductions import *  # noqa: F403
 from functrans.numpy._shapes import *  # noqa: F403
 from functrans.numpy._sorting import *  # noqa: F403
-from functrans.numpy import _methods  # noqa: E402
+
+# isort: split
+# The tracer methods are attached last: they refer to the whole namespace above.
+from functrans.numpy import _methods
 
 _methods.attach()
