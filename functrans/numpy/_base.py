@@ -132,3 +132,12 @@ def normalize_axes(axis: None | int | Sequence[int], ndim: int) -> tuple[int, ..
     if len(set(axes)) != len(axes):
         raise ValueError(f"repeated axis in {tuple(axis)}")
     return axes
+
+
+def as_bool(x: Any) -> Any:
+    """x as a boolean array (nonzero is True), as NumPy's logical functions see it."""
+    from functrans.primitives import elementwise as ew
+    from functrans.primitives import full_like
+
+    x = asarray(x)
+    return x if aval_of(x).dtype == bool else ew.ne(x, full_like(x, 0))

@@ -13,9 +13,9 @@ import numpy as np
 
 from functrans.core import Tracer, aval_of
 from functrans.numpy._base import (
+    as_bool,
     asarray,
     broadcast_all,
-    promote,
     promote_and_broadcast,
     result_dtype,
 )
@@ -488,28 +488,23 @@ def greater_equal(x, y):
     return ew.ge(*promote_and_broadcast(x, y))
 
 
-def _as_bool(x):
-    x = asarray(x)
-    return x if aval_of(x).dtype == bool else ew.ne(x, np.zeros((), aval_of(x).dtype))
-
-
 def logical_and(x, y):
-    x, y = promote_and_broadcast(_as_bool(x), _as_bool(y))
+    x, y = promote_and_broadcast(as_bool(x), as_bool(y))
     return ew.logical_and(x, y)
 
 
 def logical_or(x, y):
-    x, y = promote_and_broadcast(_as_bool(x), _as_bool(y))
+    x, y = promote_and_broadcast(as_bool(x), as_bool(y))
     return ew.logical_or(x, y)
 
 
 def logical_xor(x, y):
-    x, y = promote_and_broadcast(_as_bool(x), _as_bool(y))
+    x, y = promote_and_broadcast(as_bool(x), as_bool(y))
     return ew.ne(x, y)
 
 
 def logical_not(x):
-    return ew.logical_not(_as_bool(x))
+    return ew.logical_not(as_bool(x))
 
 
 def isnan(x):
@@ -527,24 +522,6 @@ def isinf(x):
 
 # ---------------------------------------------------------------------------------------------
 # Selection and casts
-
-
-def where(condition, x=None, y=None):
-    """Elementwise choice; the gradient flows only to the chosen operand.
-
-    Both operands are computed, so a NaN or inf in the derivative of the unchosen one still
-    poisons reverse mode (0 * inf); docs/conventions.md shows the double-where idiom.
-    """
-    if x is None and y is None:
-        raise TypeError(
-            "functrans.numpy.where(condition) with one argument is not supported yet; use "
-            "numpy.nonzero on a concrete array."
-        )
-    if x is None or y is None:
-        raise TypeError("where: give both x and y, or neither")
-    x, y = promote(x, y)
-    cond, x, y = broadcast_all(_as_bool(condition), x, y)  # the predicate stays boolean
-    return ew.select_n(cond, y, x)
 
 
 def astype(x, dtype):
@@ -644,5 +621,4 @@ __all__ = [
     "tanh",
     "true_divide",
     "trunc",
-    "where",
 ]

@@ -15,6 +15,7 @@ import numpy as np
 
 from functrans.core import aval_of
 from functrans.numpy._base import (
+    as_bool,
     asarray,
     broadcast_to_shape,
     normalize_axes,
@@ -312,25 +313,19 @@ def trace(a, offset=0, axis1=0, axis2=1, dtype=None):
 # Logical and counting reductions, arg reductions (integer or boolean results, no derivative)
 
 
-def _as_bool(x):
-    x = asarray(x)
-    dtype = aval_of(x).dtype
-    return x if dtype == np.dtype(bool) else ew.ne(x, np.zeros(aval_of(x).shape, dtype))
-
-
 def all(x, axis=None, keepdims=False):  # noqa: A001 - the NumPy name
     """True where every element over the given axes is nonzero."""
-    return _reduce(red.reduce_and, _as_bool(x), axis, keepdims)
+    return _reduce(red.reduce_and, as_bool(x), axis, keepdims)
 
 
 def any(x, axis=None, keepdims=False):  # noqa: A001 - the NumPy name
     """True where some element over the given axes is nonzero."""
-    return _reduce(red.reduce_or, _as_bool(x), axis, keepdims)
+    return _reduce(red.reduce_or, as_bool(x), axis, keepdims)
 
 
 def count_nonzero(a, axis=None, keepdims=False):
     """Number of nonzero elements over the given axes (int64)."""
-    nonzero = ew.convert_element_type(_as_bool(a), new_dtype=np.int64)
+    nonzero = ew.convert_element_type(as_bool(a), new_dtype=np.int64)
     return _reduce(reduce_sum, nonzero, axis, keepdims)
 
 

@@ -15,6 +15,7 @@ from functrans.core import Tracer, aval_of
 from functrans.errors import ConcretizationError
 from functrans.numpy._base import (
     _contains_tracer,
+    as_bool,
     asarray,
     broadcast_all,
     normalize_axis,
@@ -119,12 +120,6 @@ def argwhere(a):
     return np.argwhere(_concrete(a, "argwhere", _NONZERO_FIX))
 
 
-def _as_bool(x):
-    x = asarray(x)
-    dtype = aval_of(x).dtype
-    return x if dtype == np.dtype(bool) else ew.ne(x, np.zeros(aval_of(x).shape, dtype))
-
-
 def where(condition, x=None, y=None):
     """x where condition holds, else y (broadcast together); the derivative flows only to the
     chosen operand. With only a concrete condition: its nonzero indices, as numpy.nonzero.
@@ -138,7 +133,7 @@ def where(condition, x=None, y=None):
     if x is None or y is None:
         raise TypeError("where: give both x and y, or neither")
     x, y = promote(x, y)
-    cond, x, y = broadcast_all(_as_bool(condition), x, y)  # the predicate stays boolean
+    cond, x, y = broadcast_all(as_bool(condition), x, y)  # the predicate stays boolean
     return ew.select_n(cond, y, x)
 
 
