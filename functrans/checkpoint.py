@@ -61,20 +61,24 @@ class checkpoint_policies:  # noqa: N801 - JAX's name
 
     @staticmethod
     def nothing_saveable(eqn: Eqn) -> bool:
+        """Keep only the checkpointed function's inputs; recompute everything else."""
         return False
 
     @staticmethod
     def everything_saveable(eqn: Eqn) -> bool:
+        """Keep every residual (no recomputation: as if not checkpointed)."""
         return True
 
     @staticmethod
     def dots_saveable(eqn: Eqn) -> bool:
+        """Keep the outputs of dot_general (matmul, dot, einsum); recompute elementwise work."""
         return eqn.prim.name == "dot_general"
 
     checkpoint_dots = dots_saveable
 
     @staticmethod
     def save_only_these_names(*names: str) -> Callable[[Eqn], bool]:
+        """Keep only values tagged with `checkpoint_name(x, name)` for one of `names`."""
         wanted = set(names)
         return lambda eqn: eqn.prim.name == "name" and eqn.params["name"] in wanted
 
@@ -379,8 +383,8 @@ def saved_residuals(fun: Callable, *args: Any) -> list[dict]:
       for an argument of fun). Inside `checkpoint`, only the inputs and saved values appear.
 
     Example:
-      >>> saved_residuals(lambda x: fnp.sum(fnp.sin(x) * x), np.ones(3))[0]["primitive"]
-      'cos'
+      >>> [r["primitive"] for r in saved_residuals(lambda x: fnp.sum(fnp.sin(x) * x), np.ones(3))]
+      ['input', 'sin', 'cos']
     """
     flat, in_tree = tree_util.tree_flatten(args)
     flat = [_as_array(x) for x in flat]

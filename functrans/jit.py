@@ -14,6 +14,8 @@ import inspect
 from collections.abc import Callable, Sequence
 from typing import Any
 
+import numpy as np
+
 from functrans import core, tree_util
 from functrans.api import _as_array, _finish
 from functrans.codegen import Generated, generate
@@ -119,6 +121,9 @@ class Jitted:
             return [_as_array(o) for o in out_flat]
 
         jaxpr, consts = trace_to_jaxpr(flat_fun, [aval_of(x) for x in leaves])
+        # Arrays the function closes over are captured at trace time, as values: mutating them
+        # later does not change the staged program (whether or not a pass folded them).
+        consts = [np.array(c) if isinstance(c, np.ndarray) else c for c in consts]
         traced = ClosedJaxpr(jaxpr, consts)
         simple, simple_consts = simplify(jaxpr, consts)
         return Lowered(traced, simple, simple_consts, store["out_tree"])
@@ -166,11 +171,13 @@ class Jitted:
         return self._lower(args, kwargs)[0]
 
     def clear_cache(self) -> None:
+        """Forget every staged program (the next call traces again)."""
         self._cache.clear()
         self._fast.clear()
 
     @property
     def cache_size(self) -> int:
+        """How many input signatures have a staged program."""
         return len(self._cache)
 
 

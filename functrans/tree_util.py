@@ -500,6 +500,7 @@ class PyTreeDef:
 
     @property
     def num_leaves(self) -> int:
+        """How many leaves a tree of this structure has."""
         return self._num_leaves
 
     @property
