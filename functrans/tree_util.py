@@ -214,6 +214,9 @@ def register_pytree_node(
       ValueError: ``nodetype`` is already registered (the built-in containers always are).
 
     Example:
+      >>> class Box:
+      ...     def __init__(self, value, label):
+      ...         self.value, self.label = value, label
       >>> register_pytree_node(Box, lambda b: ((b.value,), b.label), lambda lb, ch: Box(*ch, lb))
       >>> tree_leaves(Box(1.0, "x"))
       [1.0]
@@ -735,6 +738,7 @@ def tree_reduce(
       TypeError: ``tree`` has no leaves and no ``initializer`` was given.
 
     Example:
+      >>> import operator
       >>> tree_reduce(operator.add, (1, [2, 3]))
       6
     """
@@ -824,7 +828,7 @@ def broadcast_prefix(
       TreeStructureError: ``prefix_tree`` is not a prefix; the message names the key path.
 
     Example:
-      >>> broadcast_prefix((0, None), (x, {"a": y, "b": z}))
+      >>> broadcast_prefix((0, None), ("x", {"a": "y", "b": "z"}))
       [0, None, None]
     """
     out: list[Any] = []

@@ -135,7 +135,7 @@ def slogdet(a) -> SlogdetResult:
 
     Example:
       >>> fnp.linalg.slogdet(np.array([[0.0, 2.0], [1.0, 0.0]]))
-      SlogdetResult(sign=np.float64(-1.0), logabsdet=np.float64(0.6931471805599453))
+      SlogdetResult(sign=-1.0, logabsdet=0.6931471805599453)
     """
     a = _real_only(_matrices(a, "slogdet"), "slogdet")
     return SlogdetResult(la.det_sign(a), la.logabsdet(a))
@@ -148,7 +148,7 @@ def det(a):
 
     Example:
       >>> fnp.linalg.det(np.array([[1.0, 2.0], [3.0, 4.0]])).round(12)
-      np.float64(-2.0)
+      -2.0
     """
     sign, logdet = slogdet(a)
     return fnp.multiply(sign, fnp.exp(logdet))
@@ -406,7 +406,7 @@ def matrix_rank(A, tol=None, hermitian: bool = False, *, rtol=None):  # noqa: N8
 
     Example:
       >>> fnp.linalg.matrix_rank(np.array([[1.0, 2.0], [2.0, 4.0]]))
-      np.int64(1)
+      1
     """
     A = stop_gradient(asarray(A))  # noqa: N806
     if aval_of(A).ndim < 2:
