@@ -21,6 +21,7 @@ from functrans.numpy._base import (
 )
 from functrans.primitives import elementwise as ew
 from functrans.primitives import full
+from functrans.primitives import transcendental as tr
 
 # ---------------------------------------------------------------------------------------------
 # Promotion helpers
@@ -80,26 +81,26 @@ def _binary_inexact(prim_fn, name):
 # Smooth unary functions
 
 exp = _unary_inexact(ew.exp)
-exp2 = _unary_inexact(ew.exp2)
+exp2 = _unary_inexact(tr.exp2)
 expm1 = _unary_inexact(ew.expm1)
 log = _unary_inexact(ew.log)
-log2 = _unary_inexact(ew.log2)
-log10 = _unary_inexact(ew.log10)
+log2 = _unary_inexact(tr.log2)
+log10 = _unary_inexact(tr.log10)
 log1p = _unary_inexact(ew.log1p)
 sqrt = _unary_inexact(ew.sqrt)
-cbrt = _unary_inexact(ew.cbrt)
+cbrt = _unary_inexact(tr.cbrt)
 sin = _unary_inexact(ew.sin)
 cos = _unary_inexact(ew.cos)
 tan = _unary_inexact(ew.tan)
-arcsin = asin = _unary_inexact(ew.asin, "arcsin")
-arccos = acos = _unary_inexact(ew.acos, "arccos")
-arctan = atan = _unary_inexact(ew.atan, "arctan")
-sinh = _unary_inexact(ew.sinh)
-cosh = _unary_inexact(ew.cosh)
+arcsin = asin = _unary_inexact(tr.asin, "arcsin")
+arccos = acos = _unary_inexact(tr.acos, "arccos")
+arctan = atan = _unary_inexact(tr.atan, "arctan")
+sinh = _unary_inexact(tr.sinh)
+cosh = _unary_inexact(tr.cosh)
 tanh = _unary_inexact(ew.tanh)
-arcsinh = asinh = _unary_inexact(ew.asinh, "arcsinh")
-arccosh = acosh = _unary_inexact(ew.acosh, "arccosh")
-arctanh = atanh = _unary_inexact(ew.atanh, "arctanh")
+arcsinh = asinh = _unary_inexact(tr.asinh, "arcsinh")
+arccosh = acosh = _unary_inexact(tr.acosh, "arccosh")
+arctanh = atanh = _unary_inexact(tr.atanh, "arctanh")
 
 
 def deg2rad(x):
@@ -172,18 +173,18 @@ divide = true_divide
 
 
 def floor_divide(x, y):
-    return ew.floor_divide(*promote_and_broadcast(x, y))
+    return tr.floor_divide(*promote_and_broadcast(x, y))
 
 
 def fmod(x, y):
     """C's fmod: the remainder has the sign of x."""
-    return ew.rem(*promote_and_broadcast(x, y))
+    return tr.rem(*promote_and_broadcast(x, y))
 
 
 def remainder(x, y):
     """Python's modulo: the remainder has the sign of y (NumPy's algorithm, on fmod)."""
     x, y = promote_and_broadcast(x, y)
-    r = ew.rem(x, y)
+    r = tr.rem(x, y)
     if aval_of(r).dtype.kind in "bu":
         return r
     zero = _const(r, 0)
@@ -205,7 +206,7 @@ def reciprocal(x):
     if aval_of(x).dtype.kind not in "fc":
         # NumPy's integer reciprocal is C integer division 1 / x
         dtype = aval_of(x).dtype
-        q = ew.trunc(ew.div(_const(_cast(x, np.float64), 1), _cast(x, np.float64)))
+        q = tr.trunc(ew.div(_const(_cast(x, np.float64), 1), _cast(x, np.float64)))
         return _cast(q, dtype)
     return ew.div(_const(x, 1), x)
 
@@ -237,18 +238,18 @@ def float_power(x, y):
 
 def logaddexp(x, y):
     """log(exp(x) + exp(y)) without overflow; its derivatives are in [0, 1]."""
-    return ew.logaddexp(*_inexact_operands(x, y))
+    return tr.logaddexp(*_inexact_operands(x, y))
 
 
 def logaddexp2(x, y):
     """log2(2**x + 2**y), as logaddexp in units of log(2)."""
     x, y = _inexact_operands(x, y)
     ln2 = _const(x, np.log(2.0))
-    return ew.div(ew.logaddexp(ew.mul(x, ln2), ew.mul(y, ln2)), ln2)
+    return ew.div(tr.logaddexp(ew.mul(x, ln2), ew.mul(y, ln2)), ln2)
 
 
-arctan2 = atan2 = _binary_inexact(ew.atan2, "arctan2")
-hypot = _binary_inexact(ew.hypot, "hypot")
+arctan2 = atan2 = _binary_inexact(tr.atan2, "arctan2")
+hypot = _binary_inexact(tr.hypot, "hypot")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -314,7 +315,7 @@ def _rounding(prim_fn, name):
 
 floor = _rounding(ew.floor, "floor")
 ceil = _rounding(ew.ceil, "ceil")
-trunc = _rounding(ew.trunc, "trunc")
+trunc = _rounding(tr.trunc, "trunc")
 fix = trunc
 
 
@@ -434,7 +435,7 @@ def angle(z, deg=False):
     """The argument of z: arctan2(imag(z), real(z)); 0 or pi for real z."""
     z = asarray(z)
     if aval_of(z).dtype.kind == "c":
-        out = ew.atan2(ew.imag(z), ew.real(z))
+        out = tr.atan2(ew.imag(z), ew.real(z))
     else:
         out = arctan2(0, z)
     return rad2deg(out) if deg else out

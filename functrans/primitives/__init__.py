@@ -16,6 +16,7 @@ from functrans.primitives import (
     sorting,
     special,
     structural,
+    transcendental,
 )
 from functrans.primitives.dot import dot_general, dot_general_p
 from functrans.primitives.elementwise import *  # noqa: F401,F403 - the wrappers and _p objects
@@ -23,10 +24,12 @@ from functrans.primitives.elementwise import add_p
 from functrans.primitives.indexing import *  # noqa: F401,F403
 from functrans.primitives.reductions import *  # noqa: F401,F403
 from functrans.primitives.structural import *  # noqa: F401,F403
+from functrans.primitives.transcendental import *  # noqa: F401,F403
 
 # Every module that declares primitives; the registry below and the rule checks walk them all.
 PRIMITIVE_MODULES = (
     elementwise,
+    transcendental,
     structural,
     reductions,
     dot,

@@ -26,6 +26,7 @@ from functrans.numpy._shapes import reshape
 from functrans.primitives import elementwise as ew
 from functrans.primitives import full
 from functrans.primitives import special as sp
+from functrans.primitives import transcendental as tr
 
 
 def _float(x):
@@ -147,7 +148,7 @@ def softplus(x):
       1000.0
     """
     x = _float(x)
-    return ew.logaddexp(x, _const(x, 0))
+    return tr.logaddexp(x, _const(x, 0))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -161,7 +162,7 @@ def expit(x):
       >>> float(expit(0.0))
       0.5
     """
-    return ew.logistic(_float(x))
+    return tr.logistic(_float(x))
 
 
 def logit(p):
