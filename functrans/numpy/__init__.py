@@ -24,8 +24,10 @@ from numpy import (  # noqa: F401 - dtypes and constants, as in NumPy
 
 from functrans.numpy import _indexing, fft, linalg  # noqa: F401
 from functrans.numpy._creation import *  # noqa: F403
+from functrans.numpy._diagonals import *  # noqa: F403
 from functrans.numpy._elementwise import *  # noqa: F403
 from functrans.numpy._indexing import *  # noqa: F403
+from functrans.numpy._padding import *  # noqa: F403
 from functrans.numpy._products import *  # noqa: F403
 from functrans.numpy._reductions import *  # noqa: F403
 from functrans.numpy._shapes import *  # noqa: F403

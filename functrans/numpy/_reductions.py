@@ -22,8 +22,9 @@ from functrans.numpy._base import (
     normalize_axis,
     promote,
 )
+from functrans.numpy._diagonals import diagonal
 from functrans.numpy._elementwise import absolute
-from functrans.numpy._shapes import broadcast_to, concatenate, diagonal
+from functrans.numpy._shapes import broadcast_to, concatenate
 from functrans.primitives import (
     broadcast_in_dim,
     full,

@@ -28,7 +28,6 @@ from functrans.numpy._base import (
 from functrans.primitives import broadcast_in_dim, gather, rev, slice_
 from functrans.primitives import concatenate as _concatenate
 from functrans.primitives import elementwise as ew
-from functrans.primitives import pad as _pad
 from functrans.primitives import reshape as _reshape
 from functrans.primitives import sorting as srt
 from functrans.primitives import transpose as _transpose
@@ -429,166 +428,6 @@ def roll(a, shift, axis=None):
 
 
 # ---------------------------------------------------------------------------------------------
-# Padding
-
-
-def _pad_positions(before: int, after: int, n: int, mode: str) -> np.ndarray:
-    """For each output position along an axis, the input position it copies."""
-    idx = np.arange(-before, n + after)
-    if mode == "edge":
-        return np.clip(idx, 0, n - 1)
-    if mode == "wrap":
-        return idx % n
-    if mode == "symmetric":
-        m = idx % (2 * n)
-        return np.where(m >= n, 2 * n - 1 - m, m)
-    if n == 1:  # reflect of a single element repeats it
-        return np.zeros_like(idx)
-    period = 2 * (n - 1)
-    m = idx % period
-    return np.where(m >= n, period - m, m)
-
-
-_PAD_MODES = ("constant", "edge", "reflect", "symmetric", "wrap")
-
-
-def pad(array, pad_width, mode="constant", constant_values=0):
-    """array padded along each axis: pad_width is an int, (before, after), or one pair per axis.
-
-    Modes: 'constant' (constant_values: a scalar, possibly traced, or pairs per axis), 'edge',
-    'reflect', 'symmetric', 'wrap'. Linear in the array (reverse mode scatters back).
-    Example: fnp.pad(x, ((1, 1), (0, 2)), mode="reflect")
-    """
-    if mode not in _PAD_MODES:
-        raise NotImplementedError(f"pad: mode {mode!r} is not supported; use one of {_PAD_MODES}")
-    x = asarray(array)
-    s = aval_of(x).shape
-    widths = np.broadcast_to(np.asarray(pad_width, dtype=np.int64), (len(s), 2))
-    if widths.size and widths.min() < 0:
-        raise ValueError("pad: index can't contain negative values")
-    if mode == "constant":
-        value = constant_values
-        if isinstance(value, (int, float, bool, np.integer, np.floating)):
-            config = tuple((int(b), int(e), 0) for b, e in widths)
-            return _pad(x, padding_config=config, value=np.asarray(value).astype(x.dtype).item())
-        # traced or per-axis values: add constant blocks axis by axis (later axes cover the
-        # corners, as in NumPy)
-        dtype = aval_of(x).dtype
-        values = asarray(value)
-        vshape = aval_of(values).shape
-        for ax, (b, e) in enumerate(widths.tolist()):
-            parts = []
-            for side, width in ((0, b), (1, e)):
-                if not width:
-                    continue
-                v = values if vshape == () else _pick_pad_value(values, vshape, ax, side)
-                cur = list(aval_of(x).shape)
-                cur[ax] = width
-                parts.append(
-                    (
-                        side,
-                        broadcast_to_shape(ew.convert_element_type(v, new_dtype=dtype), tuple(cur)),
-                    )
-                )
-            pieces = [p for sd, p in parts if sd == 0] + [x] + [p for sd, p in parts if sd == 1]
-            x = _concatenate(pieces, dimension=ax)
-        return x
-    for ax, (b, e) in enumerate(widths.tolist()):
-        n = s[ax]
-        if (b or e) and n == 0:
-            raise ValueError(f"pad: can't extend empty axis {ax} using mode {mode!r}")
-        if b or e:
-            x = _take_axis(x, _pad_positions(b, e, n, mode), ax)
-    return x
-
-
-def _pick_pad_value(values, vshape, ax, side):
-    """The constant for one side of one axis from NumPy's (n, 2), (1, 2), (2,) or (1,) forms."""
-    if len(vshape) == 2:
-        row = ax if vshape[0] > 1 else 0
-        return slice_(values, start_indices=(row, side), limit_indices=(row + 1, side + 1))
-    k = side if vshape[0] == 2 else 0
-    return slice_(values, start_indices=(k,), limit_indices=(k + 1,))
-
-
-# ---------------------------------------------------------------------------------------------
-# Diagonals and triangles
-
-
-def _diag_len(n1: int, n2: int, offset: int) -> int:
-    return max(0, min(n1, n2 - offset) if offset >= 0 else min(n1 + offset, n2))
-
-
-def diagonal(a, offset=0, axis1=0, axis2=1):
-    """The diagonal a[..., i, i + offset] of the (axis1, axis2) planes, as the last axis."""
-    a = asarray(a)
-    nd = aval_of(a).ndim
-    if nd < 2:
-        raise ValueError("diag requires an array of at least two dimensions")
-    a1, a2 = normalize_axis(axis1, nd), normalize_axis(axis2, nd)
-    if a1 == a2:
-        raise ValueError("axis1 and axis2 cannot be the same")
-    rest = [i for i in range(nd) if i not in (a1, a2)]
-    a = _transpose(a, permutation=tuple(rest) + (a1, a2))
-    s = aval_of(a).shape
-    lead, n1, n2 = s[:-2], s[-2], s[-1]
-    length = _diag_len(n1, n2, offset)
-    flat = _reshape(a, new_sizes=lead + (n1 * n2,))
-    # element (i, i + offset) sits at start + i * (n2 + 1) in each flattened plane
-    start = offset if offset >= 0 else -offset * n2
-    start = start if length else 0
-    limit = start + (length - 1) * (n2 + 1) + 1 if length else 0
-    return slice_(
-        flat,
-        start_indices=(0,) * len(lead) + (start,),
-        limit_indices=lead + (limit,),
-        strides=(1,) * len(lead) + (n2 + 1,),
-    )
-
-
-def diag(v, k=0):
-    """A 2-d array with the 1-d v on diagonal k, or the k-th diagonal of a 2-d v."""
-    v = asarray(v)
-    s = aval_of(v).shape
-    if len(s) == 2:
-        return diagonal(v, k)
-    if len(s) != 1:
-        raise ValueError("diag: input must be 1- or 2-d")
-    m = s[0]
-    n = m + abs(k)
-    # v interleaved with n zeros lands on the diagonal of the flattened n x n matrix
-    low = k if k >= 0 else -k * n
-    config = ((low, n * n - low - m - (m - 1) * n, n),) if m else ((n * n, 0, 0),)
-    flat = _pad(v, padding_config=config, value=0)
-    return _reshape(flat, new_sizes=(n, n))
-
-
-def diagflat(v, k=0):
-    return diag(ravel(v), k)
-
-
-def _triangle(m, k, lower: bool):
-    m = asarray(m)
-    s = aval_of(m).shape
-    if not s:
-        raise ValueError("tril/triu: input must be at least 1-d")
-    n1, n2 = (s[-2], s[-1]) if len(s) >= 2 else (s[-1], s[-1])
-    mask = np.tri(n1, n2, k, dtype=bool) if lower else ~np.tri(n1, n2, k - 1, dtype=bool)
-    mask, m = broadcast_all(mask, m)  # a 1-d m is broadcast to a square, as in NumPy
-    return ew.select_n(mask, np.zeros(aval_of(m).shape, aval_of(m).dtype), m)
-
-
-def tril(m, k=0):
-    """The lower triangle (entries with j <= i + k) of the last two axes; zeros elsewhere."""
-    return _triangle(m, k, lower=True)
-
-
-def triu(m, k=0):
-    """The upper triangle (entries with j >= i + k) of the last two axes; zeros elsewhere."""
-    return _triangle(m, k, lower=False)
-
-
-# ---------------------------------------------------------------------------------------------
 # take_along_axis
 
 
@@ -632,9 +471,6 @@ __all__ = [
     "broadcast_to",
     "column_stack",
     "concatenate",
-    "diag",
-    "diagflat",
-    "diagonal",
     "dsplit",
     "dstack",
     "expand_dims",
@@ -645,7 +481,6 @@ __all__ = [
     "hstack",
     "moveaxis",
     "ndim",
-    "pad",
     "ravel",
     "repeat",
     "reshape",
@@ -661,8 +496,6 @@ __all__ = [
     "take_along_axis",
     "tile",
     "transpose",
-    "tril",
-    "triu",
     "vsplit",
     "vstack",
 ]
