@@ -172,6 +172,7 @@ class Primitive:
     transpose(ct, *args, **params)          -> one cotangent (or None) per arg; linear args are
                                                UndefPrimal, ct is never Zero
     batch(vals, dims, **params)             -> (out, out_dim); dims entries are int or None
+    partial_eval(trace, args, **params)     -> outputs (optional; higher-order primitives)
     """
 
     __slots__ = (
@@ -183,6 +184,7 @@ class Primitive:
         "jvp",
         "transpose",
         "batch",
+        "partial_eval",
     )
 
     def __init__(self, name: str, *, multiple_results: bool = False, effectful: bool = False):
@@ -194,6 +196,9 @@ class Primitive:
         self.jvp = self._missing_rule("differentiation (jvp)")
         self.transpose = self._missing_rule("transposition (reverse mode)")
         self.batch = self._missing_rule("batching (vmap)")
+        # Higher-order primitives may split themselves into a part computed now and a staged part
+        # (trace, args, params) -> outputs; None: stage the whole equation when any input is unknown.
+        self.partial_eval: Callable | None = None
 
     def _missing_rule(self, what: str) -> Callable:
         def missing(*args, **params):

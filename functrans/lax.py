@@ -22,10 +22,12 @@ from functrans.errors import BatchingError, ConcretizationError
 from functrans.interpreters.batching import BatchTracer
 
 _BATCHED = object()
+_STAGED = object()
 
 
-def _concrete(x: Any, construct: str) -> Any:
-    """The Python value of a predicate/index/bound, or _BATCHED when it varies over a vmap."""
+def _concrete(x: Any, construct: str, stageable: bool = False) -> Any:
+    """The Python value of a predicate/index/bound, _BATCHED when it varies over a vmap, or
+    _STAGED when it is only known when the staged program runs (and `stageable`)."""
     if not isinstance(x, Tracer):
         return np.asarray(x).item()
     try:
@@ -33,6 +35,8 @@ def _concrete(x: Any, construct: str) -> Any:
     except BatchingError:
         return _BATCHED
     except ConcretizationError:
+        if stageable:
+            return _STAGED
         raise ConcretizationError(
             f"lax.{construct}: its predicate/index {x.aval.str_short()} is traced (inside jit or "
             "make_jaxpr), and staging lax control flow on traced values is not supported yet. "
@@ -71,10 +75,34 @@ def cond(pred: Any, true_fun: Callable, false_fun: Callable, *operands: Any) -> 
             f"lax.cond: the predicate must be a scalar boolean, got shape {np.shape(pred)}; use "
             "functrans.numpy.where for elementwise choices."
         )
-    p = _concrete(pred, "cond")
+    p = _concrete(pred, "cond", stageable=True)
+    if p is _STAGED:
+        return _staged([false_fun, true_fun], pred, operands)
     if p is not _BATCHED:
         return (true_fun if p else false_fun)(*operands)
     return _select(pred, true_fun(*operands), false_fun(*operands))
+
+
+def _staged(branches: Sequence[Callable], index: Any, operands: tuple) -> Any:
+    """cond/switch on a traced index: stage every branch as a program (functrans.control_flow)."""
+    import functrans.numpy as fnp
+    from functrans.control_flow import staged_cond
+
+    flat, in_tree = tree_util.tree_flatten(operands)
+    store: dict = {}
+
+    def flat_branch(fn):
+        def call(*xs):
+            out, store["out_tree"] = tree_util.tree_flatten(
+                fn(*tree_util.tree_unflatten(in_tree, list(xs)))
+            )
+            return out
+
+        return call
+
+    index = fnp.astype(index, np.int64)
+    outs = staged_cond(index, [flat_branch(b) for b in branches], [fnp.asarray(x) for x in flat])
+    return tree_util.tree_unflatten(store["out_tree"], outs)
 
 
 def switch(index: Any, branches: Sequence[Callable], *operands: Any) -> Any:
@@ -89,7 +117,9 @@ def switch(index: Any, branches: Sequence[Callable], *operands: Any) -> Any:
     n = len(branches)
     if n == 0:
         raise ValueError("lax.switch needs at least one branch")
-    i = _concrete(index, "switch")
+    i = _concrete(index, "switch", stageable=True)
+    if i is _STAGED:
+        return _staged(branches, index, operands)
     if i is not _BATCHED:
         return branches[min(max(int(i), 0), n - 1)](*operands)
     clamped = fnp.clip(index, 0, n - 1)

@@ -112,9 +112,65 @@ def test_map_sequential_and_batched():
 
 
 def test_traced_predicates_under_jit_are_clear_errors():
-    with pytest.raises(ConcretizationError, match="lax.cond"):
-        ft.jit(piecewise)(1.0)
     with pytest.raises(ConcretizationError, match="lax.while_loop"):
         ft.make_jaxpr(sqrt_newton)(2.0)
     with pytest.raises(TypeError, match="scalar boolean"):
         lax.cond(np.array([True, False]), lambda: 1.0, lambda: 2.0)
+
+
+# ---------------------------------------------------------------------------------------------
+# Staged control flow: a traced predicate inside jit / make_jaxpr
+
+
+def staged_piecewise(x):
+    return lax.cond(fnp.sum(x) > 0, lambda x: fnp.sin(x) * 2.0, lambda x: x**3, x)
+
+
+@pytest.mark.parametrize("sign", [1.0, -1.0])
+def test_cond_with_a_traced_predicate_in_every_transformation(sign):
+    x = sign * np.array([0.5, 1.0])
+    loss = lambda x: fnp.sum(staged_piecewise(x))  # noqa: E731
+    eager = staged_piecewise(x)
+    np.testing.assert_allclose(ft.jit(staged_piecewise)(x), eager)
+    np.testing.assert_allclose(ft.jit(ft.grad(loss))(x), ft.grad(loss)(x))
+    np.testing.assert_allclose(ft.grad(ft.jit(loss))(x), ft.grad(loss)(x))
+    np.testing.assert_allclose(
+        ft.jit(ft.jacfwd(staged_piecewise))(x), ft.jacfwd(staged_piecewise)(x)
+    )
+    np.testing.assert_allclose(
+        ft.jit(ft.jacrev(staged_piecewise))(x), ft.jacrev(staged_piecewise)(x)
+    )
+    np.testing.assert_allclose(ft.hessian(ft.jit(loss))(x), ft.hessian(loss)(x), atol=1e-12)
+    both = np.stack([x, -x])
+    np.testing.assert_allclose(
+        ft.jit(ft.vmap(staged_piecewise))(both), ft.vmap(staged_piecewise)(both)
+    )
+    np.testing.assert_allclose(
+        ft.vmap(ft.jit(staged_piecewise))(both), ft.vmap(staged_piecewise)(both)
+    )
+    np.testing.assert_allclose(ft.jit(ft.vmap(ft.grad(loss)))(both), ft.vmap(ft.grad(loss))(both))
+
+
+def test_staged_cond_is_one_equation_and_captures_closures_as_operands():
+    w = np.array([[1.0, 2.0], [3.0, 4.0]])
+
+    def f(x):
+        return lax.cond(x[0] > 0, lambda x: w @ x, lambda x: -x, x)
+
+    text = str(ft.make_jaxpr(f)(np.ones(2)))
+    assert text.count("cond[") == 1
+    np.testing.assert_allclose(ft.jit(ft.jacrev(f))(np.ones(2)), w)
+    np.testing.assert_allclose(ft.jit(ft.jacrev(f))(-np.ones(2)), -np.eye(2))
+
+
+def test_staged_switch_clamps_its_index():
+    g = lambda i, x: lax.switch(i, [lambda x: x, lambda x: 2 * x, lambda x: x * x], x)  # noqa: E731
+    jg = ft.jit(g)
+    assert jg(0, 3.0) == 3.0 and jg(1, 3.0) == 6.0 and jg(2, 3.0) == 9.0 and jg(9, 3.0) == 9.0
+    assert ft.jit(ft.grad(g, argnums=1))(2, 3.0) == 6.0
+    assert ft.jit(ft.grad(g, argnums=1))(-4, 3.0) == 1.0
+
+
+def test_staged_branches_must_agree():
+    with pytest.raises(TypeError, match="same structure, shapes and dtypes"):
+        ft.jit(lambda x: lax.cond(x > 0, lambda x: x, lambda x: fnp.stack([x, x]), x))(1.0)

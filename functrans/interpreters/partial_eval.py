@@ -35,9 +35,14 @@ class PartialEvalTrace(StagingTrace):
         for x in args:
             if isinstance(x, Tracer):
                 if type(x) is StagingTracer and x._trace is self:
+                    if prim.partial_eval is not None:
+                        return prim.partial_eval(self, args, **params)
                     return StagingTrace.process_primitive(self, prim, args, params)
                 self.check_foreign(x)
         return self.forward(prim, args, params)
+
+    def is_known(self, x: Any) -> bool:
+        return not (type(x) is StagingTracer and x._trace is self)
 
 
 class LinearFunction:

@@ -1,0 +1,288 @@
+"""Staged control flow: higher-order primitives whose params hold programs (ClosedJaxprs).
+
+`lax` uses these only when a predicate or index is a traced value that is not known while
+tracing (jit, make_jaxpr); otherwise control flow runs as Python. Each primitive has the full set
+of rules, built from the transformations of its sub-programs:
+- `cond(index, *operands, branches)`: JVP = cond of the branches' JVPs; batching = cond of
+  batched branches, or a select over all branches when the index is batched; partial evaluation
+  splits every branch into the work known now and a linear remainder (with the residuals of
+  every branch in their own slots), and the remainder transposes branch by branch.
+- `while_loop(*consts, *carry, cond, body)`: JVP = a loop over (primal, tangent) carries;
+  batching = a loop that runs until every lane is done.
+Sub-programs never close over tracers: their captured values become explicit operands.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+
+from functrans.core import Primitive, ShapedArray, UndefPrimal, aval_of, instantiate
+from functrans.interpreters.staging import StagingTrace, trace_to_jaxpr
+from functrans.interpreters.transpose import backward_pass
+from functrans.ir import ClosedJaxpr, Jaxpr, Var, eval_jaxpr
+from functrans.primitives import bdim_to
+from functrans.primitives import elementwise as ew
+from functrans.primitives.base import batch_size
+from functrans.primitives.structural import broadcast_in_dim, full
+
+# ---------------------------------------------------------------------------------------------
+# Programs: staging, closure conversion, and the transformations of a program
+
+
+def stage(fun: Callable[..., Sequence[Any]], avals: Sequence[ShapedArray]) -> tuple[Jaxpr, list]:
+    """`fun` (flat in, flat out) as a Jaxpr and the values it captured."""
+    return trace_to_jaxpr(lambda *xs: [_arr(o) for o in fun(*xs)], list(avals))
+
+
+def _arr(x: Any) -> Any:
+    return np.asarray(x) if isinstance(x, (bool, int, float, complex)) else x
+
+
+def closed(fun: Callable, avals: Sequence[ShapedArray]) -> ClosedJaxpr:
+    jaxpr, consts = stage(fun, avals)
+    return ClosedJaxpr(jaxpr, consts)
+
+
+def run(program: ClosedJaxpr, *args: Any) -> list[Any]:
+    return eval_jaxpr(program.jaxpr, program.consts, *args)
+
+
+def jvp_program(program: ClosedJaxpr) -> ClosedJaxpr:
+    """(primals, tangents) -> (outs, tangent outs) of a program (tangents instantiated)."""
+    from functrans.api import jvp_flat
+
+    n = len(program.in_avals)
+
+    def f(*args):
+        outs, t_outs, _ = jvp_flat(lambda *x: (run(program, *x), None), args[:n], args[n:])
+        return list(outs) + [instantiate(t) for t in t_outs]
+
+    return closed(f, program.in_avals * 2)
+
+
+def batch_program(program: ClosedJaxpr, dims: Sequence[int | None], size: int) -> ClosedJaxpr:
+    """The program on inputs batched along axis 0 where dims[i] == 0; outputs batched at 0."""
+    from functrans.api_vmap import vmap_flat
+
+    avals = [
+        a if d is None else ShapedArray((size,) + a.shape, a.dtype)
+        for a, d in zip(program.in_avals, dims, strict=True)
+    ]
+
+    def f(*xs):
+        outs, out_dims = vmap_flat(lambda *a: run(program, *a), xs, dims, size)
+        return [bdim_to(o, d, 0, size) for o, d in zip(outs, out_dims, strict=True)]
+
+    return closed(f, avals)
+
+
+def convert_closures(programs: Sequence[tuple[Jaxpr, list]]) -> tuple[list[ClosedJaxpr], list]:
+    """Programs that take every program's captured values as leading inputs (each uses its own
+    slots), and those values: so no staged sub-program closes over a tracer."""
+    all_consts = [c for _, consts in programs for c in consts]
+    converted = []
+    for i, (jaxpr, _) in enumerate(programs):
+        slots = []
+        for j, (other, _) in enumerate(programs):
+            slots += jaxpr.constvars if i == j else [Var(v.aval) for v in other.constvars]
+        converted.append(
+            ClosedJaxpr(Jaxpr([], slots + jaxpr.invars, jaxpr.eqns, jaxpr.outvars), [])
+        )
+    return converted, all_consts
+
+
+def split_program(
+    program: ClosedJaxpr, in_unknown: Sequence[bool], out_unknown: Sequence[bool] | None = None
+):
+    """Partial evaluation of a program: (known part, unknown part, out_unknown, residual avals).
+
+    known: known inputs -> known outputs + residuals. unknown: residuals + unknown inputs ->
+    unknown outputs. `out_unknown` may force outputs known here to be unknown (they are then
+    passed through as residuals).
+    """
+    jaxpr = program.jaxpr
+    unknown = {v for v, u in zip(jaxpr.invars, in_unknown, strict=True) if u}
+    known_eqns, unknown_eqns = [], []
+    for eqn in jaxpr.eqns:
+        if any(type(a) is Var and a in unknown for a in eqn.inputs):
+            unknown_eqns.append(eqn)
+            unknown.update(eqn.outputs)
+        else:
+            known_eqns.append(eqn)
+    natural = [type(v) is Var and v in unknown for v in jaxpr.outvars]
+    out_uk = list(natural) if out_unknown is None else list(out_unknown)
+    assert all(f or not n for n, f in zip(natural, out_uk, strict=True))
+    constvars = set(jaxpr.constvars)
+    residuals: list[Var] = []
+    seen: set[Var] = set()
+
+    def need(v):
+        if type(v) is Var and v not in unknown and v not in constvars and v not in seen:
+            seen.add(v)
+            residuals.append(v)
+
+    for eqn in unknown_eqns:
+        for a in eqn.inputs:
+            need(a)
+    for v, uk in zip(jaxpr.outvars, out_uk, strict=True):
+        if uk:
+            need(v)
+    known_in = [v for v, u in zip(jaxpr.invars, in_unknown, strict=True) if not u]
+    unknown_in = [v for v, u in zip(jaxpr.invars, in_unknown, strict=True) if u]
+    known = ClosedJaxpr(
+        Jaxpr(
+            jaxpr.constvars,
+            known_in,
+            known_eqns,
+            [v for v, uk in zip(jaxpr.outvars, out_uk, strict=True) if not uk] + residuals,
+        ),
+        program.consts,
+    )
+    rest = ClosedJaxpr(
+        Jaxpr(
+            jaxpr.constvars,
+            residuals + unknown_in,
+            unknown_eqns,
+            [v for v, uk in zip(jaxpr.outvars, out_uk, strict=True) if uk],
+        ),
+        program.consts,
+    )
+    return known, rest, out_uk, [v.aval for v in residuals]
+
+
+# ---------------------------------------------------------------------------------------------
+# cond(index, *operands, branches): branches[clamp(index)](*operands)
+
+cond_p = Primitive("cond", multiple_results=True)
+
+
+def _clamp(index: Any, n: int) -> int:
+    return min(max(int(index), 0), n - 1)
+
+
+def _cond_impl(index, *operands, branches):
+    return run(branches[_clamp(index, len(branches))], *operands)
+
+
+def _cond_abstract_eval(index, *avals, branches):
+    return branches[0].out_avals
+
+
+def _cond_jvp(primals, tangents, *, branches):
+    index, operands = primals[0], primals[1:]
+    t_ops = [instantiate(t) for t in tangents[1:]]
+    outs = cond_p.bind(index, *operands, *t_ops, branches=tuple(map(jvp_program, branches)))
+    n = len(outs) // 2
+    return outs[:n], outs[n:]
+
+
+def _cond_batch(vals, dims, *, branches):
+    size = batch_size(vals, dims)
+    index, operands = vals[0], vals[1:]
+    op_dims = [None if d is None else 0 for d in dims[1:]]
+    operands = [v if d is None else bdim_to(v, d, 0, size) for v, d in zip(operands, dims[1:])]
+    if dims[0] is None:
+        batched = tuple(batch_program(b, op_dims, size) for b in branches)
+        outs = cond_p.bind(index, *operands, branches=batched)
+        return outs, [0] * len(outs)
+    # a batched index: run every branch and pick per batch element
+    index = bdim_to(index, dims[0], 0, size)
+    index = ew.convert_element_type(index, new_dtype=np.int64)
+    lo, hi = full((size,), 0, np.int64), full((size,), len(branches) - 1, np.int64)
+    index = ew.min(ew.max(index, lo), hi)
+    results = [run(batch_program(b, op_dims, size), *operands) for b in branches]
+    outs = []
+    for cases in zip(*results, strict=True):
+        shape = aval_of(cases[0]).shape
+        which = broadcast_in_dim(index, shape=shape, broadcast_dimensions=(0,))
+        outs.append(ew.select_n(which, *cases))
+    return outs, [0] * len(outs)
+
+
+def _cond_partial_eval(trace, args, *, branches):
+    index, operands = args[0], args[1:]
+    if not trace.is_known(index):
+        return StagingTrace.process_primitive(trace, cond_p, args, {"branches": branches})
+    in_uk = [not trace.is_known(x) for x in operands]
+    out_uk = [any(u) for u in zip(*[split_program(b, in_uk)[2] for b in branches], strict=True)]
+    splits = [split_program(b, in_uk, out_uk) for b in branches]
+    res_avals = [a for s in splits for a in s[3]]
+    n_known_out = out_uk.count(False)
+    known_ins = [x for x, u in zip(operands, in_uk, strict=True) if not u]
+    unknown_ins = [x for x, u in zip(operands, in_uk, strict=True) if u]
+    # known part: every branch fills its own residual slots and zeros elsewhere
+    known_branches, unknown_branches, offset = [], [], 0
+    for known, rest, _, avals in splits:
+        before, after = res_avals[:offset], res_avals[offset + len(avals) :]
+
+        def known_fn(*xs, known=known, before=before, after=after):
+            outs = run(known, *xs)
+            zeros = (
+                [full(a.shape, 0, a.dtype) for a in before],
+                [full(a.shape, 0, a.dtype) for a in after],
+            )
+            return outs[:n_known_out] + zeros[0] + outs[n_known_out:] + zeros[1]
+
+        def unknown_fn(*xs, rest=rest, start=offset, count=len(avals)):
+            return run(rest, *xs[start : start + count], *xs[len(res_avals) :])
+
+        known_branches.append(closed(known_fn, [aval_of(x) for x in known_ins]))
+        unknown_branches.append(closed(unknown_fn, res_avals + [aval_of(x) for x in unknown_ins]))
+        offset += len(avals)
+    known_outs = trace.forward(cond_p, [index, *known_ins], {"branches": tuple(known_branches)})
+    residuals = known_outs[n_known_out:]
+    staged = StagingTrace.process_primitive(
+        trace, cond_p, [index, *residuals, *unknown_ins], {"branches": tuple(unknown_branches)}
+    )
+    known_iter, staged_iter = iter(known_outs[:n_known_out]), iter(staged)
+    return [next(staged_iter) if uk else next(known_iter) for uk in out_uk]
+
+
+def _cond_transpose(cts, index, *args, branches):
+    linear = [type(a) is UndefPrimal for a in args]
+    known = [a for a, lin in zip(args, linear, strict=True) if not lin]
+    cts = [instantiate(c) for c in cts]
+
+    def transposed(b: ClosedJaxpr) -> ClosedJaxpr:
+        jaxpr = b.jaxpr
+        known_vars = [v for v, lin in zip(jaxpr.invars, linear, strict=True) if not lin]
+        lin_vars = [v for v, lin in zip(jaxpr.invars, linear, strict=True) if lin]
+        program = Jaxpr(jaxpr.constvars + known_vars, lin_vars, jaxpr.eqns, jaxpr.outvars)
+
+        def f(*xs):
+            known_vals, ct_vals = xs[: len(known)], xs[len(known) :]
+            out = backward_pass(program, list(b.consts) + list(known_vals), list(ct_vals))
+            return [instantiate(c) for c in out]
+
+        return closed(f, [aval_of(k) for k in known] + [aval_of(c) for c in cts])
+
+    cts_in = iter(cond_p.bind(index, *known, *cts, branches=tuple(map(transposed, branches))))
+    return [None] + [next(cts_in) if lin else None for lin in linear]
+
+
+cond_p.impl = _cond_impl
+cond_p.abstract_eval = _cond_abstract_eval
+cond_p.jvp = _cond_jvp
+cond_p.batch = _cond_batch
+cond_p.partial_eval = _cond_partial_eval
+cond_p.transpose = _cond_transpose
+
+
+def staged_cond(index: Any, branch_funs: Sequence[Callable], operands: list[Any]) -> list[Any]:
+    """Bind cond on flat operands, staging each branch (flat in, flat out) on their avals."""
+    avals = [aval_of(x) for x in operands]
+    programs = [stage(f, avals) for f in branch_funs]
+    out_avals = [p[0].out_avals for p in programs]
+    if any(o != out_avals[0] for o in out_avals):
+        raise TypeError(
+            "lax.cond/switch: the branches must return the same structure, shapes and dtypes, "
+            "got " + " vs ".join("(" + ", ".join(a.str_short() for a in o) + ")" for o in out_avals)
+        )
+    branches, consts = convert_closures(programs)
+    return cond_p.bind(index, *consts, *operands, branches=tuple(branches))
+
+
+__all__ = ["cond_p", "staged_cond"]
