@@ -391,8 +391,8 @@ class Tracer:
             f"{what} of a traced value {self.aval.str_short()} inside {type(self._trace).__name__}"
             f" at {user_location()}"
             ": its value is not known while tracing. Use functrans.numpy.where for "
-            "value-dependent choices (functrans.lax.cond is planned), or pass the value as a "
-            "non-traced (static) argument."
+            "value-dependent choices, functrans.lax.cond / lax.while_loop for value-dependent "
+            "branches and loops, or pass the value as a static argument."
         )
 
     def __bool__(self):

@@ -5,8 +5,9 @@ construct runs as ordinary Python: forward mode follows the branch taken, and re
 records exactly the iterations that ran — so reverse mode works through `while_loop` and
 `fori_loop` with a value-dependent trip count. Under vmap a batched predicate or index turns
 `cond`/`switch` into a select over all branches, and `while_loop` into a loop that runs until
-every lane is done (finished lanes keep their values). Staging a construct whose predicate is
-traced (jit, make_jaxpr) is not supported yet: it raises an error naming the construct.
+every lane is done (finished lanes keep their values). When the predicate is only known at run
+time (inside jit or make_jaxpr), `cond`/`switch` and `while_loop`/`fori_loop` are staged as
+higher-order primitives (functrans.control_flow); `scan` and `map` are unrolled.
 """
 
 from __future__ import annotations
@@ -25,9 +26,9 @@ _BATCHED = object()
 _STAGED = object()
 
 
-def _concrete(x: Any, construct: str, stageable: bool = False) -> Any:
+def _concrete(x: Any, construct: str) -> Any:
     """The Python value of a predicate/index/bound, _BATCHED when it varies over a vmap, or
-    _STAGED when it is only known when the staged program runs (and `stageable`)."""
+    _STAGED when it is only known when a staged program runs (then the construct is staged)."""
     if not isinstance(x, Tracer):
         return np.asarray(x).item()
     try:
@@ -35,14 +36,7 @@ def _concrete(x: Any, construct: str, stageable: bool = False) -> Any:
     except BatchingError:
         return _BATCHED
     except ConcretizationError:
-        if stageable:
-            return _STAGED
-        raise ConcretizationError(
-            f"lax.{construct}: its predicate/index {x.aval.str_short()} is traced (inside jit or "
-            "make_jaxpr), and staging lax control flow on traced values is not supported yet. "
-            "Use functrans.numpy.where for elementwise choices, pass the deciding value as a "
-            "static argument (jit(..., static_argnums=...)), or call the function without jit."
-        ) from None
+        return _STAGED
 
 
 def _any_lane(p: Any) -> bool:
@@ -75,7 +69,7 @@ def cond(pred: Any, true_fun: Callable, false_fun: Callable, *operands: Any) -> 
             f"lax.cond: the predicate must be a scalar boolean, got shape {np.shape(pred)}; use "
             "functrans.numpy.where for elementwise choices."
         )
-    p = _concrete(pred, "cond", stageable=True)
+    p = _concrete(pred, "cond")
     if p is _STAGED:
         return _staged([false_fun, true_fun], pred, operands)
     if p is not _BATCHED:
@@ -117,7 +111,7 @@ def switch(index: Any, branches: Sequence[Callable], *operands: Any) -> Any:
     n = len(branches)
     if n == 0:
         raise ValueError("lax.switch needs at least one branch")
-    i = _concrete(index, "switch", stageable=True)
+    i = _concrete(index, "switch")
     if i is _STAGED:
         return _staged(branches, index, operands)
     if i is not _BATCHED:
@@ -143,13 +137,42 @@ def while_loop(cond_fun: Callable, body_fun: Callable, init_val: Any) -> Any:
         p = cond_fun(val)
         c = _concrete(p, "while_loop")
         if c is _BATCHED:
-            if not _any_lane(p):
-                return val
+            try:
+                if not _any_lane(p):
+                    return val
+            except ConcretizationError:  # batched and staged (jit of vmap): stage the loop
+                return _staged_while(cond_fun, body_fun, val)
             val = _select(p, body_fun(val), val)  # finished lanes keep their values
+        elif c is _STAGED:
+            return _staged_while(cond_fun, body_fun, val)
         elif c:
             val = body_fun(val)
         else:
             return val
+
+
+def _staged_while(cond_fun: Callable, body_fun: Callable, val: Any) -> Any:
+    """while_loop on a traced predicate: stage cond and body (functrans.control_flow)."""
+    import functrans.numpy as fnp
+    from functrans.control_flow import staged_while
+
+    flat, tree = tree_util.tree_flatten(val)
+
+    def flat_cond(*xs):
+        return [cond_fun(tree_util.tree_unflatten(tree, list(xs)))]
+
+    def flat_body(*xs):
+        out = body_fun(tree_util.tree_unflatten(tree, list(xs)))
+        leaves, out_tree = tree_util.tree_flatten(out)
+        if out_tree != tree:
+            raise TypeError(
+                f"lax.while_loop: body_fun returned structure {out_tree} but the carry has "
+                f"structure {tree}; they must match."
+            )
+        return leaves
+
+    outs = staged_while(flat_cond, flat_body, [fnp.asarray(x) for x in flat])
+    return tree_util.tree_unflatten(tree, outs)
 
 
 def fori_loop(lower: Any, upper: Any, body_fun: Callable, init_val: Any) -> Any:
@@ -160,7 +183,7 @@ def fori_loop(lower: Any, upper: Any, body_fun: Callable, init_val: Any) -> Any:
       3.0
     """
     lo, hi = _concrete(lower, "fori_loop"), _concrete(upper, "fori_loop")
-    if lo is _BATCHED or hi is _BATCHED:
+    if any(b is _BATCHED or b is _STAGED for b in (lo, hi)):
         import functrans.numpy as fnp
 
         def body(state):

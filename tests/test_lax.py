@@ -8,7 +8,6 @@ import pytest
 import functrans as ft
 import functrans.numpy as fnp
 from functrans import lax
-from functrans.errors import ConcretizationError
 
 
 def piecewise(x):
@@ -111,9 +110,7 @@ def test_map_sequential_and_batched():
     np.testing.assert_allclose(ft.grad(lambda x: fnp.sum(lax.map(fnp.sin, x)))(xs), np.cos(xs))
 
 
-def test_traced_predicates_under_jit_are_clear_errors():
-    with pytest.raises(ConcretizationError, match="lax.while_loop"):
-        ft.make_jaxpr(sqrt_newton)(2.0)
+def test_cond_needs_a_scalar_predicate():
     with pytest.raises(TypeError, match="scalar boolean"):
         lax.cond(np.array([True, False]), lambda: 1.0, lambda: 2.0)
 
@@ -174,3 +171,30 @@ def test_staged_switch_clamps_its_index():
 def test_staged_branches_must_agree():
     with pytest.raises(TypeError, match="same structure, shapes and dtypes"):
         ft.jit(lambda x: lax.cond(x > 0, lambda x: x, lambda x: fnp.stack([x, x]), x))(1.0)
+
+
+def test_while_loop_with_a_traced_predicate_under_jit():
+    a = np.array([4.0, 9.0, 1e4])
+    assert "while_loop[" in str(ft.make_jaxpr(sqrt_newton)(2.0))
+    np.testing.assert_allclose(ft.jit(sqrt_newton)(2.0), np.sqrt(2.0))
+    # reverse mode through a staged loop whose trip count is only known when it runs
+    for x in a:
+        np.testing.assert_allclose(ft.jit(ft.grad(sqrt_newton))(x), 0.5 / np.sqrt(x), rtol=1e-8)
+        np.testing.assert_allclose(ft.grad(ft.jit(sqrt_newton))(x), 0.5 / np.sqrt(x), rtol=1e-8)
+        np.testing.assert_allclose(
+            ft.jvp(ft.jit(sqrt_newton), (x,), (1.0,))[1], 0.5 / np.sqrt(x), rtol=1e-8
+        )
+    np.testing.assert_allclose(ft.jit(ft.vmap(sqrt_newton))(a), np.sqrt(a))
+    np.testing.assert_allclose(ft.vmap(ft.jit(sqrt_newton))(a), np.sqrt(a))
+    np.testing.assert_allclose(
+        ft.jit(ft.jacfwd(ft.vmap(sqrt_newton)))(a), np.diag(0.5 / np.sqrt(a)), rtol=1e-8
+    )
+
+
+def test_fori_loop_with_traced_bounds_under_jit():
+    def power(x, n):
+        return lax.fori_loop(0, n, lambda i, v: v * x, 1.0)
+
+    assert ft.jit(power)(2.0, 5) == 32.0
+    assert ft.jit(ft.grad(power))(2.0, 5) == 80.0
+    assert ft.jit(power)(2.0, 0) == 1.0

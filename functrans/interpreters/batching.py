@@ -36,7 +36,8 @@ class BatchTracer(Tracer):
         raise BatchingError(
             f"vmap: {what} of a batched value {self.aval.str_short()} (it differs across the "
             "batch, so it has no single Python value). Use functrans.numpy.where to choose "
-            "elementwise per batch element (functrans.lax.cond for batched branches is planned)."
+            "elementwise per batch element, or functrans.lax.cond / lax.while_loop for batched "
+            "branches and loops."
         )
 
 
