@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 import functrans as ft
 import functrans.numpy as fnp
 from functrans.scipy import linalg as fsl
-from functrans.testing import check_grads
+from functrans.testing import check_grads, check_vjp
 
 RNG_SEED = 20240611
 
@@ -501,3 +501,325 @@ def test_expm_known_values_and_derivative():
     )
     d = ft.grad(lambda s: fnp.sum(fsl.expm(gen * s) * np.eye(2)))(t)
     np.testing.assert_allclose(d, -2 * np.sin(t), rtol=1e-12)
+
+
+# ---------------------------------------------------------------------------------------------
+# Complex matrices: values, gauge-invariant derivatives against finite differences of the real
+# and imaginary parts (grad = df/da - i df/db), the phase gauge of eigen/singular vectors, the
+# dot-product identity, jacfwd == jacrev, vmap == loop
+
+
+def cnormal(rng, shape):
+    return rng.standard_normal(shape) + 1j * rng.standard_normal(shape)
+
+
+def cgeneral(rng, shape):
+    a = cnormal(rng, shape) * 0.4
+    k = min(shape[-2:])
+    a[..., range(k), range(k)] += 2.0
+    return a
+
+
+def hpd(rng, shape):
+    """Hermitian positive-definite matrices with eigenvalues kept apart."""
+    n = shape[-1]
+    q, _ = np.linalg.qr(cnormal(rng, shape))
+    w = 1.0 + np.arange(n) + rng.uniform(-0.2, 0.2, shape[:-1])
+    return (q * w[..., None, :]) @ np.conj(np.swapaxes(q, -1, -2))
+
+
+def cdistinct_sv(rng, shape):
+    m, n = shape[-2:]
+    k = min(m, n)
+    u, _ = np.linalg.qr(cnormal(rng, shape[:-2] + (m, m)))
+    v, _ = np.linalg.qr(cnormal(rng, shape[:-2] + (n, n)))
+    s = 1.0 + 0.8 * np.arange(k)[::-1] + rng.uniform(-0.2, 0.2, shape[:-2] + (k,))
+    return (u[..., :k] * s[..., None, :]) @ np.conj(np.swapaxes(v[..., :k], -1, -2))
+
+
+def _h(x):
+    return fnp.conj(fnp.swapaxes(x, -1, -2))
+
+
+def _complex_value_cases():
+    r = _rng(20)
+    a, a3 = cgeneral(r, (4, 4)), cgeneral(r, (2, 3, 3))
+    h, h3 = hpd(r, (4, 4)), hpd(r, (2, 3, 3))
+    tall, wide = cnormal(r, (2, 5, 3)), cnormal(r, (3, 5))
+    return [
+        ("det", fnp.linalg.det, np.linalg.det, (a3,)),
+        ("slogdet", fnp.linalg.slogdet, np.linalg.slogdet, (a3,)),
+        ("cholesky", fnp.linalg.cholesky, np.linalg.cholesky, (h3,)),
+        (
+            "cholesky-upper",
+            lambda x: fnp.linalg.cholesky(x, upper=True),
+            lambda x: np.linalg.cholesky(x, upper=True),
+            (h,),
+        ),
+        ("eigh", fnp.linalg.eigh, np.linalg.eigh, (h3,)),
+        ("eigh-U", lambda x: fnp.linalg.eigh(x, "U"), lambda x: np.linalg.eigh(x, "U"), (h,)),
+        ("eigvalsh", fnp.linalg.eigvalsh, np.linalg.eigvalsh, (h3,)),
+        ("svd", fnp.linalg.svd, np.linalg.svd, (tall,)),
+        (
+            "svd-reduced",
+            lambda x: fnp.linalg.svd(x, full_matrices=False),
+            lambda x: np.linalg.svd(x, full_matrices=False),
+            (wide,),
+        ),
+        (
+            "svd-values",
+            lambda x: fnp.linalg.svd(x, compute_uv=False),
+            lambda x: np.linalg.svd(x, compute_uv=False),
+            (tall,),
+        ),
+        ("qr", fnp.linalg.qr, np.linalg.qr, (tall,)),
+        ("qr-wide", fnp.linalg.qr, np.linalg.qr, (wide,)),
+        (
+            "qr-complete",
+            lambda x: fnp.linalg.qr(x, "complete"),
+            lambda x: np.linalg.qr(x, "complete"),
+            (tall,),
+        ),
+        ("pinv", fnp.linalg.pinv, np.linalg.pinv, (tall,)),
+        ("pinv-rank-deficient", fnp.linalg.pinv, np.linalg.pinv, (np.ones((3, 4)) * (1 + 2j),)),
+        ("matrix_rank", fnp.linalg.matrix_rank, np.linalg.matrix_rank, (tall,)),
+        ("norm-nuc", lambda x: fnp.linalg.norm(x, "nuc"), lambda x: np.linalg.norm(x, "nuc"), (a,)),
+        ("norm-2", lambda x: fnp.linalg.norm(x, 2), lambda x: np.linalg.norm(x, 2), (a,)),
+        (
+            "lstsq",
+            lambda a, b: fnp.linalg.lstsq(a, b)[:2],
+            lambda a, b: np.linalg.lstsq(a, b)[:2],
+            (cnormal(r, (6, 3)), cnormal(r, (6, 2))),
+        ),
+        (
+            "solve_triangular-C",
+            lambda a, b: fsl.solve_triangular(a, b, trans="C", lower=True),
+            lambda a, b: sla.solve_triangular(a, b, trans="C", lower=True),
+            (a, cnormal(r, (4, 2))),
+        ),
+    ]
+
+
+COMPLEX_VALUES = _complex_value_cases()
+
+
+@pytest.mark.parametrize("name,f,ref,args", COMPLEX_VALUES, ids=[c[0] for c in COMPLEX_VALUES])
+def test_complex_values_match_numpy(name, f, ref, args):
+    got, want = _leaves(f(*args)), _leaves(ref(*args))
+    for g, w in zip(got, want, strict=True):
+        if np.issubdtype(w.dtype, np.inexact):  # real eigenvalues, singular values, log|det|
+            assert g.dtype == w.dtype, (g.dtype, w.dtype)
+    assert_tree_close(got, want, rtol=1e-9, atol=1e-9)
+
+
+def test_real_eigh_upper_eigenvectors_match_numpy():
+    s = spd(_rng(21), (2, 4, 4))
+    assert_tree_close(fnp.linalg.eigh(np.triu(s), "U"), np.linalg.eigh(np.triu(s), "U"))
+
+
+def _fd_complex_grad(f, z, eps=1e-6):
+    """df/da - i df/db for real-valued f of complex z = a + ib, by central differences."""
+    g = np.zeros(z.shape, complex)
+    for idx in np.ndindex(z.shape):
+        e = np.zeros(z.shape)
+        e[idx] = eps
+        da = (f(z + e) - f(z - e)) / (2 * eps)
+        db = (f(z + 1j * e) - f(z - 1j * e)) / (2 * eps)
+        g[idx] = da - 1j * db
+    return g
+
+
+def _gauge_invariant_cases():
+    r = _rng(22)
+    a, h = cgeneral(r, (3, 3)), hpd(r, (3, 3))
+    tall, wide = cdistinct_sv(r, (4, 3)), cdistinct_sv(r, (2, 3))
+    c3, c43, c23 = cnormal(r, (3, 3)), cnormal(r, (4, 3)), cnormal(r, (2, 3))
+
+    def eig_projector(x):  # V_k V_k^H: independent of the eigenvectors' phases
+        v = fnp.linalg.eigh(x).eigenvectors[:, :2]
+        return v @ _h(v)
+
+    def svd_rank2(x):  # U_k Vh_k: independent of the common phases of (u_j, v_j)
+        u, _, vh = fnp.linalg.svd(x, full_matrices=False)
+        return u[:, :2] @ vh[:2]
+
+    def re_pairing(c):
+        return lambda m: fnp.real(fnp.sum(m * c))
+
+    return [
+        ("eigvalsh-sum-squares", lambda x: fnp.sum(fnp.linalg.eigvalsh(x) ** 2), h),
+        ("eigh-projector", lambda x: re_pairing(c3)(eig_projector(x)), h),
+        ("abs-det", lambda x: fnp.abs(fnp.linalg.det(x)), a),
+        ("logabsdet", lambda x: fnp.linalg.slogdet(x).logabsdet, a),
+        ("det", lambda x: re_pairing(1 - 2j)(fnp.linalg.det(x)), a),
+        ("det-sign", lambda x: re_pairing(2 + 1j)(fnp.linalg.slogdet(x).sign), a),
+        ("cholesky", lambda x: re_pairing(c3)(fnp.linalg.cholesky(x)), h),
+        ("cholesky-upper", lambda x: re_pairing(c3)(fnp.linalg.cholesky(x, upper=True)), h),
+        ("norm-svd-values", lambda x: fnp.linalg.norm(fnp.linalg.svd(x, compute_uv=False)), tall),
+        ("norm-nuc", lambda x: fnp.linalg.norm(x, "nuc"), wide),
+        ("svd-rank2-tall", lambda x: re_pairing(c43)(svd_rank2(x)), tall),
+        ("svd-rank2-wide", lambda x: re_pairing(c23)(svd_rank2(x)), wide),
+        ("qr-r-frobenius", lambda x: fnp.sum(fnp.abs(fnp.linalg.qr(x, "r")) ** 2), tall),
+        ("qr-q", lambda x: re_pairing(c43)(fnp.linalg.qr(x).Q), tall),
+        ("qr-wide-r", lambda x: re_pairing(c23)(fnp.linalg.qr(x).R), cgeneral(r, (2, 3))),
+        ("pinv", lambda x: re_pairing(c43.T)(fnp.linalg.pinv(x)), tall),
+        (
+            "lstsq",
+            lambda x: re_pairing(c43[:3, :2])(fnp.linalg.lstsq(x, c43[:, :2])[0]),
+            tall,
+        ),
+    ]
+
+
+GAUGE_INVARIANT = _gauge_invariant_cases()
+
+
+@pytest.mark.parametrize("name,f,z", GAUGE_INVARIANT, ids=[c[0] for c in GAUGE_INVARIANT])
+def test_complex_gradients_match_finite_differences(name, f, z):
+    want = _fd_complex_grad(lambda x: float(f(x)), z)
+    got = ft.grad(f)(z)
+    assert got.dtype == np.complex128
+    np.testing.assert_allclose(got, want, rtol=1e-6, atol=1e-6)
+    check_grads(f, (z,), order=2, modes=("fwd", "rev"))
+
+
+@pytest.mark.parametrize("name,f,z", GAUGE_INVARIANT, ids=[c[0] for c in GAUGE_INVARIANT])
+def test_complex_jacfwd_equals_jacrev(name, f, z):
+    # over the real parameters (a, b) of z = a + ib both Jacobians are real, and jacrev of the
+    # complex function combines them as df/da - i df/db
+    def g(re, im):
+        return f(re + 1j * im)
+
+    fwd = ft.jacfwd(g, argnums=(0, 1))(z.real, z.imag)
+    rev = ft.jacrev(g, argnums=(0, 1))(z.real, z.imag)
+    assert_tree_close(fwd, rev, rtol=1e-8, atol=1e-8)
+    np.testing.assert_allclose(ft.jacrev(f)(z), fwd[0] - 1j * fwd[1], rtol=1e-8, atol=1e-8)
+
+
+def test_complex_closed_forms():
+    a = cgeneral(_rng(23), (3, 3))
+    # log|det A| has gradient A^-T (the plain transpose: df/da - i df/db)
+    g = ft.grad(lambda x: fnp.linalg.slogdet(x).logabsdet)(a)
+    np.testing.assert_allclose(g, np.linalg.inv(a).T, rtol=1e-10)
+    # trace(A^H A) = sum |R|^2 through qr: gradient 2 conj(A)
+    g = ft.grad(lambda x: fnp.sum(fnp.abs(fnp.linalg.qr(x, "r")) ** 2))(a)
+    np.testing.assert_allclose(g, 2 * np.conj(a), rtol=1e-10)
+    # the complex sign stays on the unit circle: Re(conj(sign) d sign) = 0
+    da = cnormal(_rng(24), (3, 3))
+    sign, dsign = ft.jvp(lambda x: fnp.linalg.slogdet(x).sign, (a,), (da,))
+    assert abs(abs(sign) - 1) < 1e-12 and abs(np.real(np.conj(sign) * dsign)) < 1e-12
+    # and it is the phase of d det: d det = det tr(A^-1 dA)
+    _, ddet = ft.jvp(fnp.linalg.det, (a,), (da,))
+    np.testing.assert_allclose(ddet, np.linalg.det(a) * np.trace(np.linalg.solve(a, da)))
+
+
+def test_complex_cholesky_and_eigh_read_the_lower_triangle_and_real_diagonal():
+    h = hpd(_rng(25), (3, 3))
+    junk = cnormal(_rng(26), (3, 3))
+    read = np.tril(h) + np.triu(junk, 1) + 1j * np.diag([0.3, -0.2, 0.5])
+    assert_tree_close(fnp.linalg.cholesky(read), np.linalg.cholesky(h))
+    assert_tree_close(fnp.linalg.eigh(read), np.linalg.eigh(h))
+    c = cnormal(_rng(27), (3, 3))
+    for f in (
+        lambda x: fnp.real(fnp.sum(c * fnp.linalg.cholesky(x))),
+        lambda x: fnp.sum(fnp.linalg.eigvalsh(x) * np.arange(1.0, 4.0)),
+    ):
+        g = ft.grad(f)(read)
+        np.testing.assert_array_equal(np.triu(g, 1), 0)  # the unread triangle
+        np.testing.assert_array_equal(np.imag(np.diag(g)), 0)  # Im of the diagonal: not read
+
+
+def _fd_tangent(f, x, t, eps=1e-6):
+    return [(p - m) / (2 * eps) for p, m in zip(f(x + eps * t), f(x - eps * t), strict=True)]
+
+
+def _assert_phase_difference(d_got, d_fd, v, atol=1e-6):
+    """d_got - d_fd = V diag(i theta): the two derivatives differ by a change of phases only."""
+    k = v.shape[-1]
+    diff = np.conj(v).T @ (d_got - d_fd)
+    np.testing.assert_allclose(diff - np.diag(np.diag(diff)), np.zeros((k, k)), atol=atol)
+    np.testing.assert_allclose(np.real(np.diag(diff)), 0, atol=atol)
+    return np.imag(np.diag(diff))
+
+
+def test_complex_eigh_jvp_standard_gauge():
+    h, t = hpd(_rng(28), (4, 4)), cnormal(_rng(29), (4, 4))
+    (w, v), (dw, dv) = ft.jvp(lambda x: tuple(fnp.linalg.eigh(x)), (h,), (t,))
+    assert dw.dtype == np.float64
+    # the gauge: V^H dV has a zero diagonal (real part: normalization; imaginary: the choice)
+    np.testing.assert_allclose(np.diag(np.conj(v).T @ dv), 0, atol=1e-12)
+    dw_fd, dv_fd = _fd_tangent(lambda x: np.linalg.eigh(x), h, t)
+    np.testing.assert_allclose(dw, dw_fd, atol=1e-6)
+    _assert_phase_difference(dv, dv_fd, v)  # NumPy's phases differ from the gauge; nothing else
+
+
+@pytest.mark.parametrize("shape", [(4, 3), (3, 5), (3, 3)])
+def test_complex_svd_jvp_gauge(shape):
+    a, t = cdistinct_sv(_rng(30), shape), cnormal(_rng(31), shape)
+    (u, s, vh), (du, ds, dvh) = ft.jvp(
+        lambda x: tuple(fnp.linalg.svd(x, full_matrices=False)), (a,), (t,)
+    )
+    v, dv = np.conj(vh).T, np.conj(dvh).T
+    assert ds.dtype == np.float64
+    # the gauge: V^H dV has a zero diagonal; U^H dU an imaginary one
+    np.testing.assert_allclose(np.diag(np.conj(v).T @ dv), 0, atol=1e-12)
+    np.testing.assert_allclose(np.real(np.diag(np.conj(u).T @ du)), 0, atol=1e-12)
+    du_fd, ds_fd, dvh_fd = _fd_tangent(lambda x: np.linalg.svd(x, full_matrices=False), a, t)
+    np.testing.assert_allclose(ds, ds_fd, atol=1e-6)
+    # U and V change phase together: the same theta for both
+    theta_u = _assert_phase_difference(du, du_fd, u)
+    theta_v = _assert_phase_difference(dv, np.conj(dvh_fd).T, v)
+    np.testing.assert_allclose(theta_u, theta_v, atol=1e-6)
+
+
+@pytest.mark.parametrize(
+    "name,f,z",
+    [
+        ("eigh", lambda x: tuple(fnp.linalg.eigh(x)), hpd(_rng(32), (3, 3))),
+        ("eigh-U", lambda x: tuple(fnp.linalg.eigh(x, "U")), hpd(_rng(33), (3, 3))),
+        ("svd-tall", lambda x: tuple(fnp.linalg.svd(x, False)), cdistinct_sv(_rng(34), (4, 3))),
+        ("svd-wide", lambda x: tuple(fnp.linalg.svd(x, False)), cdistinct_sv(_rng(35), (2, 3))),
+    ],
+)
+def test_complex_eigenvector_vjp_is_the_transposed_jvp(name, f, z):
+    # reverse mode is the transpose of the (gauge-fixed) forward mode under Re(sum(u * v))
+    check_vjp(f, (z,))
+
+
+def _complex_batched_cases():
+    r = _rng(36)
+    return [
+        ("det", fnp.linalg.det, (cgeneral(r, (3, 3, 3)),)),
+        ("slogdet", lambda x: tuple(fnp.linalg.slogdet(x)), (cgeneral(r, (3, 2, 2)),)),
+        ("cholesky", fnp.linalg.cholesky, (hpd(r, (3, 3, 3)),)),
+        ("eigh", lambda x: tuple(fnp.linalg.eigh(x)), (hpd(r, (3, 3, 3)),)),
+        ("svd", lambda x: tuple(fnp.linalg.svd(x)), (cnormal(r, (3, 4, 2)),)),
+        ("qr", lambda x: tuple(fnp.linalg.qr(x)), (cnormal(r, (3, 4, 2)),)),
+        ("pinv", fnp.linalg.pinv, (cnormal(r, (3, 2, 4)),)),
+        (
+            "lstsq",
+            lambda a, b: fnp.linalg.lstsq(a, b)[:2],
+            (cgeneral(r, (3, 4, 2)), cnormal(r, (3, 4))),
+        ),
+        (
+            "grad-eigvalsh",
+            ft.grad(lambda x: fnp.sum(fnp.linalg.eigvalsh(x) ** 3)),
+            (hpd(r, (3, 3, 3)),),
+        ),
+        (
+            "grad-logabsdet",
+            ft.grad(lambda x: fnp.linalg.slogdet(x).logabsdet),
+            (cgeneral(r, (3, 3, 3)),),
+        ),
+    ]
+
+
+COMPLEX_BATCHED = _complex_batched_cases()
+
+
+@pytest.mark.parametrize("name,f,args", COMPLEX_BATCHED, ids=[c[0] for c in COMPLEX_BATCHED])
+def test_complex_vmap_and_jit_match_loop(name, f, args):
+    loop = [f(*[a[i] for a in args]) for i in range(args[0].shape[0])]
+    want = ft.tree_util.tree_map(lambda *xs: np.stack(xs), *loop)
+    assert_tree_close(ft.vmap(f)(*args), want, rtol=1e-11, atol=1e-11)
+    assert_tree_close(ft.jit(f)(*[a[0] for a in args]), loop[0], rtol=1e-11, atol=1e-11)

@@ -2,8 +2,9 @@
 
 Composed from the linear-algebra primitives (solve, triangular_solve, logabsdet, det_sign,
 cholesky, eigh, svd, qr) and the rest of functrans.numpy; nothing here declares a derivative
-rule. Stacks of matrices `(..., m, n)` follow NumPy's semantics. Conventions (norm at 0,
-degenerate eigen/singular values, what reads which triangle) are in docs/conventions.md.
+rule. Stacks of matrices `(..., m, n)` follow NumPy's semantics, real or complex. Conventions
+(norm at 0, degenerate eigen/singular values, what reads which triangle, the phase gauge of
+complex eigen/singular vectors) are in docs/conventions.md.
 """
 
 from __future__ import annotations
@@ -68,12 +69,6 @@ def _matrices(a, name: str, *, square: bool = True):
     return a
 
 
-def _real_only(a, name: str):
-    if aval_of(a).dtype.kind == "c":
-        raise TypeError(f"functrans.numpy.linalg.{name} of complex matrices is not supported yet")
-    return a
-
-
 def _eye_like(a):
     shape = aval_of(a).shape
     n = shape[-1]
@@ -131,13 +126,16 @@ def inv(a):
 
 
 def slogdet(a) -> SlogdetResult:
-    """(sign, log|det a|) of each matrix in a stack; the sign has a zero derivative.
+    """(sign, log|det a|) of each matrix in a stack.
+
+    log|det a| is real. A real sign is +-1 and has a zero derivative; a complex one is
+    det / |det| on the unit circle, with d sign = i Im(tr(a^-1 da)) sign.
 
     Example:
       >>> fnp.linalg.slogdet(np.array([[0.0, 2.0], [1.0, 0.0]]))
       SlogdetResult(sign=-1.0, logabsdet=0.6931471805599453)
     """
-    a = _real_only(_matrices(a, "slogdet"), "slogdet")
+    a = _matrices(a, "slogdet")
     return SlogdetResult(la.det_sign(a), la.logabsdet(a))
 
 
@@ -243,36 +241,40 @@ def _chain_order(dims: list[int]) -> list[list[int]]:
 
 
 def cholesky(a, /, *, upper: bool = False):
-    """The Cholesky factor L (a = L L^T) of each SPD matrix in a stack.
+    """The Cholesky factor L (a = L L^H) of each symmetric/Hermitian positive-definite matrix.
 
-    Only the lower triangle of a is read (the upper one with upper=True), so derivatives flow
-    to that triangle only; symmetrize a yourself for a symmetric gradient.
+    Only the lower triangle of a is read (the upper one with upper=True, which returns L^H),
+    and of a complex diagonal only the real part, so derivatives flow to that triangle only;
+    symmetrize a yourself for a symmetric (Hermitian) gradient.
 
     Example:
       >>> fnp.linalg.cholesky(np.array([[4.0, 2.0], [2.0, 2.0]]))
       array([[2., 0.],
              [1., 1.]])
     """
-    a = _real_only(_matrices(a, "cholesky"), "cholesky")
+    a = _matrices(a, "cholesky")
     if upper:
-        return la.mT(la.cholesky(la.mT(a)))
+        return la.mH(la.cholesky(la.mH(a)))
     return la.cholesky(a)
 
 
 def eigh(a, UPLO: str = "L") -> EighResult:  # noqa: N803 - the NumPy name
-    """Eigenvalues (ascending) and eigenvectors of each symmetric matrix in a stack.
+    """Eigenvalues (real, ascending) and eigenvectors of each symmetric/Hermitian matrix.
 
-    Only the triangle named by UPLO is read. Derivatives are undefined (inf/NaN) where two
-    eigenvalues coincide, as in every implementation of this rule.
+    Only the triangle named by UPLO is read (and the real part of a complex diagonal).
+    Derivatives are undefined (inf/NaN) where two eigenvalues coincide, as in every
+    implementation of this rule. Complex eigenvectors are unique up to a phase each; their
+    derivative takes the standard gauge (V^H dV has a zero diagonal), so only functions that
+    do not depend on those phases have gauge-independent derivatives.
 
     Example:
       >>> fnp.linalg.eigh(np.diag([2.0, 1.0])).eigenvalues
       array([1., 2.])
     """
-    a = _real_only(_matrices(a, "eigh"), "eigh")
+    a = _matrices(a, "eigh")
     if UPLO not in ("L", "U"):
         raise ValueError("UPLO argument must be 'L' or 'U'")
-    w, v = la.eigh(a if UPLO == "L" else la.mT(a))
+    w, v = la.eigh(a, lower=UPLO == "L")
     return EighResult(w, v)
 
 
@@ -292,13 +294,15 @@ def svd(a, full_matrices: bool = True, compute_uv: bool = True, hermitian: bool 
     `hermitian` is accepted for NumPy compatibility and ignored (the general algorithm gives the
     same singular values). Derivatives are undefined where singular values coincide or (for U
     and Vh of a non-square matrix) are zero; the extra columns of full_matrices=True for a
-    non-square matrix are not unique and have no derivative (use full_matrices=False).
+    non-square matrix are not unique and have no derivative (use full_matrices=False). For
+    complex a each pair (U[:, j], Vh[j]) is unique up to a common phase; the derivative takes
+    the gauge in which V^H dV has a zero diagonal (docs/conventions.md).
 
     Example:
       >>> fnp.linalg.svd(np.diag([1.0, 3.0]), compute_uv=False)
       array([3., 1.])
     """
-    a = _real_only(_matrices(a, "svd", square=False), "svd")
+    a = _matrices(a, "svd", square=False)
     if not compute_uv:
         return la.svd(a, full_matrices=False)[1]
     m, n = aval_of(a).shape[-2:]
@@ -315,7 +319,7 @@ def qr(a, mode: str = "reduced"):
       >>> fnp.linalg.qr(np.array([[3.0], [4.0]]), mode="r")
       array([[-5.]])
     """
-    a = _real_only(_matrices(a, "qr", square=False), "qr")
+    a = _matrices(a, "qr", square=False)
     if mode not in ("reduced", "complete", "r"):
         raise ValueError(f"qr: mode {mode!r} is not supported; use 'reduced', 'complete' or 'r'")
     m, n = aval_of(a).shape[-2:]
@@ -327,17 +331,22 @@ def qr(a, mode: str = "reduced"):
 # Pseudo-inverse, least squares, rank
 
 
+def _real_dtype(a) -> np.dtype:
+    """The dtype of a's singular values (float64 for complex128)."""
+    return np.finfo(aval_of(a).dtype).dtype
+
+
 def _default_rtol(a):
     m, n = aval_of(a).shape[-2:]
     return max(m, n) * np.finfo(aval_of(a).dtype).eps
 
 
 def _pinv_from_svd(u, s, vh, rcond):
-    """V diag(1/s) U^T with singular values at or below rcond * max(s) dropped."""
+    """V diag(1/s) U^H with singular values at or below rcond * max(s) dropped."""
     cutoff = fnp.multiply(fnp.max(s, axis=-1, keepdims=True), rcond)
     keep = fnp.greater(s, cutoff)
     s_inv = fnp.where(keep, fnp.divide(1.0, fnp.where(keep, s, 1.0)), 0.0)
-    return la.matmul(fnp.multiply(la.mT(vh), fnp.expand_dims(s_inv, -2)), la.mT(u))
+    return la.matmul(fnp.multiply(la.mH(vh), fnp.expand_dims(s_inv, -2)), la.mH(u))
 
 
 def pinv(a, rcond=None, hermitian: bool = False, *, rtol=None):
@@ -352,10 +361,10 @@ def pinv(a, rcond=None, hermitian: bool = False, *, rtol=None):
       array([[0.5, 0. ],
              [0. , 0. ]])
     """
-    a = _real_only(_matrices(a, "pinv", square=False), "pinv")
+    a = _matrices(a, "pinv", square=False)
     if rcond is None:
         rcond = _default_rtol(a) if rtol is None else rtol
-    rcond = np.asarray(rcond, aval_of(a).dtype)[..., None]
+    rcond = np.asarray(rcond, _real_dtype(a))[..., None]
     u, s, vh = la.svd(a, full_matrices=False)
     return _pinv_from_svd(u, s, vh, rcond)
 
@@ -371,8 +380,7 @@ def lstsq(a, b, rcond=None) -> LstsqResult:
       >>> fnp.linalg.lstsq(np.array([[1.0], [1.0]]), np.array([1.0, 3.0])).x
       array([2.])
     """
-    a = _real_only(_matrices(a, "lstsq", square=False), "lstsq")
-    a, b = _inexact(a, b)
+    a, b = _inexact(_matrices(a, "lstsq", square=False), b)
     if aval_of(a).ndim != 2 or aval_of(b).ndim not in (1, 2):
         raise np.linalg.LinAlgError("lstsq: a must be 2-D and b 1-D or 2-D")
     m, n = aval_of(a).shape
@@ -381,16 +389,16 @@ def lstsq(a, b, rcond=None) -> LstsqResult:
     if rcond is None:
         rcond = np.finfo(aval_of(a).dtype).eps * max(m, n)
     u, s, vh = la.svd(a, full_matrices=False)
-    x = fnp.matmul(_pinv_from_svd(u, s, vh, np.asarray(rcond, aval_of(a).dtype)), b)
+    x = fnp.matmul(_pinv_from_svd(u, s, vh, np.asarray(rcond, _real_dtype(a))), b)
     rank = _count_above(stop_gradient(s), rcond)
     full_rank = rank == n if not isinstance(rank, Tracer) else True
     if m > n and full_rank:
         r = fnp.subtract(b, fnp.matmul(a, x))
-        residuals = fnp.sum(fnp.multiply(r, r), axis=0)
+        residuals = fnp.sum(_abs_squared(r), axis=0)
         if aval_of(b).ndim == 1:
             residuals = fnp.reshape(residuals, (1,))
     else:
-        residuals = np.zeros((0,), aval_of(a).dtype)
+        residuals = np.zeros((0,), _real_dtype(a))
     return LstsqResult(x, residuals, rank, s)
 
 
@@ -411,7 +419,7 @@ def matrix_rank(A, tol=None, hermitian: bool = False, *, rtol=None):  # noqa: N8
     A = stop_gradient(asarray(A))  # noqa: N806
     if aval_of(A).ndim < 2:
         return fnp.astype(fnp.any(fnp.not_equal(A, 0)), np.int64)
-    A = _real_only(_matrices(A, "matrix_rank", square=False), "matrix_rank")  # noqa: N806
+    A = _matrices(A, "matrix_rank", square=False)  # noqa: N806
     s = la.svd(A, full_matrices=False)[1]
     if tol is None:
         return _count_above(s, _default_rtol(A) if rtol is None else rtol)

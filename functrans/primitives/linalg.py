@@ -4,8 +4,12 @@ Every primitive works on stacks of matrices `(..., m, n)` natively (NumPy's conv
 batch rule only moves the batch axis to the front. JVPs are the standard forward-mode rules,
 written with primitives so they differentiate again; reverse mode comes from linearize +
 transpose, and only the solves (linear in their right-hand side) have transpose rules.
-cholesky and eigh read only the lower triangle of their operand, as NumPy does, so their tangent
-is the symmetric matrix made from the tangent's lower triangle.
+Complex matrices are supported throughout: the rules use conjugate transposes (mH) where the real
+ones use transposes, and eigenvalues, singular values and log|det| are real. cholesky and eigh
+read only the lower triangle of their operand (and the real part of its diagonal), as LAPACK
+does, so their tangent is the Hermitian matrix made from the tangent's lower triangle.
+Eigen/singular vectors of complex matrices are unique only up to a phase per vector; their JVPs
+fix it by the standard gauge (the diagonal of V^H dV has no imaginary part), as JAX.
 """
 
 from __future__ import annotations
@@ -38,6 +42,25 @@ def mT(x):
     """Swap the last two axes (the matrix transpose of every matrix in a stack)."""
     nd = aval_of(x).ndim
     return transpose(x, permutation=tuple(range(nd - 2)) + (nd - 1, nd - 2))
+
+
+def _is_complex(x) -> bool:
+    return aval_of(x).dtype.kind == "c"
+
+
+def mH(x):
+    """The conjugate transpose of every matrix in a stack (mT for real dtypes)."""
+    return ew.conj(mT(x)) if _is_complex(x) else mT(x)
+
+
+def _as_dtype_of(x, like):
+    """x converted to like's dtype (a real matrix scaling a complex one, say)."""
+    return ew.convert_element_type(x, new_dtype=aval_of(like).dtype)
+
+
+def _imag_part_i(x):
+    """i Im(x) = (x - conj(x)) / 2, kept in x's complex dtype."""
+    return ew.mul(ew.sub(x, ew.conj(x)), full_like(x, 0.5))
 
 
 def matmul(x, y):
@@ -92,9 +115,16 @@ def _cols(x, start: int, stop: int):
     )
 
 
-def _sym_from_lower(t):
-    """The symmetric matrix whose lower triangle is t's (what cholesky and eigh read)."""
-    return ew.add(tril(t), mT(tril(t, -1)))
+def _hermitian_from_lower(t):
+    """The Hermitian matrix made from t's lower triangle and the real part of its diagonal
+    (what cholesky and eigh read): H = L + L^H with L = tril(t, -1) + diag(t) / 2."""
+    n = aval_of(t).shape[-1]
+    half = ew.mul(t, _constant(t, np.tri(n, n, -1) + 0.5 * np.eye(n)))
+    return ew.add(half, mH(half))
+
+
+def _trace(x):
+    return reduce_sum(diag_part(x), axes=(aval_of(x).ndim - 2,))
 
 
 def _off_diagonal_inverse(d):
@@ -133,16 +163,20 @@ def _batch_leading(prim: Primitive):
     return batch
 
 
-def _check_matrix(name: str, x: ShapedArray, *, square: bool = True, real: bool = True) -> None:
+def _check_matrix(name: str, x: ShapedArray, *, square: bool = True) -> None:
     ok_shape = x.ndim >= 2 and (not square or x.shape[-1] == x.shape[-2])
-    ok_dtype = x.dtype.kind == "f" or (not real and x.dtype.kind == "c")
-    if not ok_shape or not ok_dtype:
+    if not ok_shape or x.dtype.kind not in "fc":
         what = "square matrices" if square else "matrices"
-        kinds = "real floating-point" if real else "floating-point"
         raise TypeError(
-            f"primitive '{name}' needs a stack of {what} (..., m, n) of a {kinds} dtype, got "
-            f"{x.str_short()}; functrans.numpy.linalg converts and checks before calling it."
+            f"primitive '{name}' needs a stack of {what} (..., m, n) of a floating-point (real or "
+            f"complex) dtype, got {x.str_short()}; functrans.numpy.linalg converts and checks "
+            "before calling it."
         )
+
+
+def _real_aval(shape, x: ShapedArray) -> ShapedArray:
+    """An aval of the real dtype matching x's (float64 for complex128): eigenvalues, ..."""
+    return ShapedArray(shape, np.finfo(x.dtype).dtype)
 
 
 def _check_rhs(name: str, a: ShapedArray, b: ShapedArray) -> None:
@@ -182,7 +216,7 @@ def _triangular_solve_impl(a, b, *, lower, transpose_a, unit_diagonal):
 
 
 def _triangular_solve_abstract_eval(a, b, **params):
-    _check_matrix("triangular_solve", a, real=False)
+    _check_matrix("triangular_solve", a)
     _check_rhs("triangular_solve", a, b)
     return b
 
@@ -240,7 +274,7 @@ solve_p = Primitive("solve")
 
 
 def _solve_abstract_eval(a, b):
-    _check_matrix("solve", a, real=False)
+    _check_matrix("solve", a)
     _check_rhs("solve", a, b)
     return b
 
@@ -276,20 +310,22 @@ def solve(a, b):
 
 
 # ---------------------------------------------------------------------------------------------
-# logabsdet: log|det A|, with d log|det A| = tr(A^-1 dA). det_sign: sign(det A), piecewise
-# constant. Together they are slogdet; det = sign * exp(logabsdet).
+# logabsdet: log|det A| (real also for complex A), with d log|det A| = Re tr(A^-1 dA).
+# det_sign: det A / |det A|. Real A: +-1, piecewise constant. Complex A: on the unit circle, with
+# d sign = i Im tr(A^-1 dA) sign. Together they are slogdet; det = sign * exp(logabsdet).
 
 logabsdet_p = Primitive("logabsdet")
 
 
 def _logabsdet_abstract_eval(a):
     _check_matrix("logabsdet", a)
-    return ShapedArray(a.shape[:-2], a.dtype)
+    return _real_aval(a.shape[:-2], a)
 
 
 def _logabsdet_jvp(primals, tangents):
     (a,), (a_dot,) = primals, tangents
-    return logabsdet(a), reduce_sum(diag_part(solve(a, a_dot)), axes=(aval_of(a).ndim - 2,))
+    t = _trace(solve(a, a_dot))
+    return logabsdet(a), ew.real(t) if _is_complex(t) else t
 
 
 logabsdet_p.impl = lambda a: np.linalg.slogdet(a)[1]
@@ -305,13 +341,21 @@ def logabsdet(a):
 det_sign_p = Primitive("det_sign")
 
 
+def _det_sign_abstract_eval(a):
+    _check_matrix("det_sign", a)
+    return ShapedArray(a.shape[:-2], a.dtype)
+
+
 def _det_sign_jvp(primals, tangents):
-    out = det_sign(*primals)
-    return out, Zero(aval_of(out))
+    (a,), (a_dot,) = primals, tangents
+    out = det_sign(a)
+    if not _is_complex(a):
+        return out, Zero(aval_of(out))
+    return out, ew.mul(_imag_part_i(_trace(solve(a, a_dot))), out)
 
 
 det_sign_p.impl = lambda a: np.linalg.slogdet(a)[0]
-det_sign_p.abstract_eval = _logabsdet_abstract_eval
+det_sign_p.abstract_eval = _det_sign_abstract_eval
 det_sign_p.jvp = _det_sign_jvp
 det_sign_p.batch = _batch_leading(det_sign_p)
 
@@ -321,8 +365,8 @@ def det_sign(a):
 
 
 # ---------------------------------------------------------------------------------------------
-# cholesky: A = L L^T, L lower triangular (only A's lower triangle is read).
-# dL = L Phi(L^-1 dA L^-T), Phi = the strictly lower triangle plus half the diagonal.
+# cholesky: A = L L^H, L lower triangular with a positive diagonal (only A's lower triangle is
+# read). dL = L Phi(L^-1 dA L^-H), Phi = the strictly lower triangle plus half the diagonal.
 
 cholesky_p = Primitive("cholesky")
 
@@ -335,11 +379,13 @@ def _cholesky_abstract_eval(a):
 def _cholesky_jvp(primals, tangents):
     (a,), (a_dot,) = primals, tangents
     low = cholesky(a)
-    s = _sym_from_lower(a_dot)
+    s = _hermitian_from_lower(a_dot)
     y = triangular_solve(low, s, lower=True)  # L^-1 S
-    x = triangular_solve(low, mT(y), lower=True)  # L^-1 S L^-T (S is symmetric)
+    x = triangular_solve(low, mH(y), lower=True)  # L^-1 S L^-H (S is Hermitian)
     n = aval_of(a).shape[-1]
     phi = ew.mul(x, _constant(x, np.tri(n, n, -1) + 0.5 * np.eye(n)))
+    if _is_complex(x):  # X is Hermitian: drop the rounding in Im(diag X), so L's stays real
+        phi = ew.sub(phi, ew.mul(_imag_part_i(x), _constant(x, 0.5 * np.eye(n))))
     return low, matmul(low, phi)
 
 
@@ -354,43 +400,50 @@ def cholesky(a):
 
 
 # ---------------------------------------------------------------------------------------------
-# eigh: [w, V] with A = V diag(w) V^T, w ascending (only A's lower triangle is read).
-# With P = V^T dA V: dw = diag(P), dV = V (F * P), F[i, j] = 1 / (w[j] - w[i]) off the diagonal.
-# Undefined for repeated eigenvalues (F is infinite there).
+# eigh: [w, V] with A = V diag(w) V^H, w real and ascending (only A's lower triangle is read, or
+# its upper one with lower=False; LAPACK's eigenvector signs/phases depend on which).
+# With P = V^H dA V: dw = Re diag(P), dV = V (F * P), F[i, j] = 1 / (w[j] - w[i]) off the
+# diagonal. F's zero diagonal is the gauge: V^H dV has a zero diagonal (for complex V the phase
+# of each column is free; this is the standard choice). Undefined for repeated eigenvalues.
 
 eigh_p = Primitive("eigh", multiple_results=True)
 
 
-def _eigh_abstract_eval(a):
+def _eigh_abstract_eval(a, *, lower):
     _check_matrix("eigh", a)
-    return [ShapedArray(a.shape[:-1], a.dtype), a]
+    return [_real_aval(a.shape[:-1], a), a]
 
 
-def _eigh_jvp(primals, tangents):
+def _eigh_jvp(primals, tangents, *, lower):
     (a,), (a_dot,) = primals, tangents
-    w, v = eigh(a)
-    p = matmul(mT(v), matmul(_sym_from_lower(a_dot), v))
-    f = _off_diagonal_inverse(_pairwise_diff(w))
-    return [w, v], [diag_part(p), matmul(v, ew.mul(f, p))]
+    w, v = eigh(a, lower=lower)
+    # the Hermitian matrix read from the upper triangle is the one read from mH's lower one
+    p = matmul(mH(v), matmul(_hermitian_from_lower(a_dot if lower else mH(a_dot)), v))
+    f = _as_dtype_of(_off_diagonal_inverse(_pairwise_diff(w)), p)
+    dw = ew.real(diag_part(p)) if _is_complex(p) else diag_part(p)
+    return [w, v], [dw, matmul(v, ew.mul(f, p))]
 
 
-eigh_p.impl = lambda a: list(np.linalg.eigh(a, UPLO="L"))
+eigh_p.impl = lambda a, *, lower: list(np.linalg.eigh(a, UPLO="L" if lower else "U"))
 eigh_p.abstract_eval = _eigh_abstract_eval
 eigh_p.jvp = _eigh_jvp
 eigh_p.batch = _batch_leading(eigh_p)
 
 
-def eigh(a):
-    return eigh_p.bind(a)
+def eigh(a, *, lower: bool = True):
+    return eigh_p.bind(a, lower=bool(lower))
 
 
 # ---------------------------------------------------------------------------------------------
-# svd: [U, s, Vh] with A = U diag(s) Vh, s descending. With k = min(m, n), V = Vh^T,
-# dP = U^T dA V, S = diag(s), F[i, j] = 1 / (s[j]^2 - s[i]^2) off the diagonal:
-#   ds = diag(dP)
-#   dU = U (F * (dP S + S dP^T)) + (I - U U^T) dA V S^-1
-#   dV = V (F * (S dP + dP^T S)) + (I - V V^T) dA^T U S^-1
-# Undefined for repeated or zero singular values, and for the extra columns of full_matrices.
+# svd: [U, s, Vh] with A = U diag(s) Vh, s real and descending. With k = min(m, n), V = Vh^H,
+# dP = U^H dA V, S = diag(s), F[i, j] = 1 / (s[j]^2 - s[i]^2) off the diagonal:
+#   ds = Re diag(dP)
+#   dU = U (F * (dP S + S dP^H) + i Im diag(dP) S^-1) + (I - U U^H) dA V S^-1
+#   dV = V (F * (S dP + dP^H S)) + (I - V V^H) dA^H U S^-1
+# The pair (u_j, v_j) is unique up to a common phase for complex A; the gauge is that V^H dV has
+# a zero diagonal and U^H dU an imaginary one (i Im dP_jj / s_j, taken as 0 where s_j = 0; it
+# vanishes for real A). Undefined for repeated or zero singular values (of a non-square A), and
+# for the extra columns of full_matrices.
 
 svd_p = Primitive("svd", multiple_results=True)
 
@@ -404,7 +457,8 @@ def _svd_shapes(shape, full_matrices):
 
 def _svd_abstract_eval(a, *, full_matrices):
     _check_matrix("svd", a, square=False)
-    return [ShapedArray(s, a.dtype) for s in _svd_shapes(a.shape, full_matrices)]
+    u_shape, s_shape, vh_shape = _svd_shapes(a.shape, full_matrices)
+    return [ShapedArray(u_shape, a.dtype), _real_aval(s_shape, a), ShapedArray(vh_shape, a.dtype)]
 
 
 def _svd_jvp(primals, tangents, *, full_matrices):
@@ -416,22 +470,29 @@ def _svd_jvp(primals, tangents, *, full_matrices):
             "defined (the extra columns are not unique); use full_matrices=False."
         )
     u, s, vh = svd(a, full_matrices=full_matrices)
-    v = mT(vh)
-    dp = matmul(mT(u), matmul(a_dot, v))
-    ds = diag_part(dp)
-    s_mat = diag_embed(s)
-    s2 = ew.mul(s, s)
-    f = _off_diagonal_inverse(_pairwise_diff(s2))
-    du = matmul(u, ew.mul(f, ew.add(matmul(dp, s_mat), matmul(s_mat, mT(dp)))))
-    dv = matmul(v, ew.mul(f, ew.add(matmul(s_mat, dp), matmul(mT(dp), s_mat))))
-    inv_s = diag_embed(ew.div(full_like(s, 1), s))
-    if m > n:  # U has a component outside span(U): (I - U U^T) dA V S^-1
+    v = mH(vh)
+    dp = matmul(mH(u), matmul(a_dot, v))
+    ds = ew.real(diag_part(dp)) if _is_complex(dp) else diag_part(dp)
+    s_mat = diag_embed(_as_dtype_of(s, dp))
+    f = _as_dtype_of(_off_diagonal_inverse(_pairwise_diff(ew.mul(s, s))), dp)
+    du_inner = ew.mul(f, ew.add(matmul(dp, s_mat), matmul(s_mat, mH(dp))))
+    if _is_complex(dp):  # the phase of (u_j, v_j), all given to u_j: i Im(dP_jj) / s_j
+        zero = ew.eq(s, full_like(s, 0))
+        inv_s_or_0 = ew.select_n(
+            zero, ew.div(full_like(s, 1), ew.select_n(zero, s, full_like(s, 1))), full_like(s, 0)
+        )
+        phase = ew.mul(_imag_part_i(diag_part(dp)), _as_dtype_of(inv_s_or_0, dp))
+        du_inner = ew.add(du_inner, diag_embed(phase))
+    du = matmul(u, du_inner)
+    dv = matmul(v, ew.mul(f, ew.add(matmul(s_mat, dp), matmul(mH(dp), s_mat))))
+    inv_s = diag_embed(_as_dtype_of(ew.div(full_like(s, 1), s), dp))
+    if m > n:  # U has a component outside span(U): (I - U U^H) dA V S^-1
         r = matmul(a_dot, matmul(v, inv_s))
-        du = ew.add(du, ew.sub(r, matmul(u, matmul(mT(u), r))))
+        du = ew.add(du, ew.sub(r, matmul(u, matmul(mH(u), r))))
     if n > m:
-        r = matmul(mT(a_dot), matmul(u, inv_s))
-        dv = ew.add(dv, ew.sub(r, matmul(v, matmul(mT(v), r))))
-    return [u, s, vh], [du, ds, mT(dv)]
+        r = matmul(mH(a_dot), matmul(u, inv_s))
+        dv = ew.add(dv, ew.sub(r, matmul(v, matmul(mH(v), r))))
+    return [u, s, vh], [du, ds, mH(dv)]
 
 
 svd_p.impl = lambda a, *, full_matrices: list(np.linalg.svd(a, full_matrices=full_matrices))
@@ -445,10 +506,11 @@ def svd(a, *, full_matrices: bool = False):
 
 
 # ---------------------------------------------------------------------------------------------
-# qr: [Q, R] with A = Q R (Householder, LAPACK's signs). For m >= n (reduced), with
-# C = Q^T dA R^-1 and Omega = tril(C, -1) - tril(C, -1)^T:
-#   dQ = Q Omega + (I - Q Q^T) dA R^-1,   dR = (C - Omega) R.
-# For m < n, A = [X Y] with X square: (Q, R_X) = qr(X) and R = [R_X, Q^T Y]. Undefined where R
+# qr: [Q, R] with A = Q R (Householder, LAPACK's signs; R's diagonal is real also for complex
+# A). For m >= n (reduced), with C = Q^H dA R^-1 and the anti-Hermitian
+# Omega = tril(C, -1) - tril(C, -1)^H + i Im diag(C) (which keeps dR's diagonal real):
+#   dQ = Q Omega + (I - Q Q^H) dA R^-1,   dR = (C - Omega) R.
+# For m < n, A = [X Y] with X square: (Q, R_X) = qr(X) and R = [R_X, Q^H Y]. Undefined where R
 # is singular, and for the extra columns of a complete Q of a tall matrix.
 
 qr_p = Primitive("qr", multiple_results=True)
@@ -472,9 +534,12 @@ def _qr_impl(a, *, full_matrices):
 def _qr_square_or_tall_jvp(q, r, a_dot):
     # dA R^-1 = (R^-T dA^T)^T
     da_rinv = mT(triangular_solve(r, mT(a_dot), lower=False, transpose_a=True))
-    c = matmul(mT(q), da_rinv)
+    c = matmul(mH(q), da_rinv)
     low = tril(c, -1)
-    omega = ew.sub(low, mT(low))
+    omega = ew.sub(low, mH(low))
+    if _is_complex(c):
+        n = aval_of(c).shape[-1]
+        omega = ew.add(omega, ew.mul(_imag_part_i(c), _constant(c, np.eye(n))))
     dq = ew.add(matmul(q, omega), ew.sub(da_rinv, matmul(q, c)))
     dr = matmul(ew.sub(c, omega), r)
     return dq, dr
@@ -494,7 +559,7 @@ def _qr_jvp(primals, tangents, *, full_matrices):
     r_x = _cols(r, 0, m)
     dq, dr_x = _qr_square_or_tall_jvp(q, r_x, _cols(a_dot, 0, m))
     y, dy = _cols(a, m, n), _cols(a_dot, m, n)
-    dr_y = ew.add(matmul(mT(dq), y), matmul(mT(q), dy))
+    dr_y = ew.add(matmul(mH(dq), y), matmul(mH(q), dy))
     return [q, r], [dq, concatenate([dr_x, dr_y], dimension=aval_of(a).ndim - 1)]
 
 
@@ -516,6 +581,7 @@ __all__ = [
     "eigh",
     "logabsdet",
     "matmul",
+    "mH",
     "mT",
     "qr",
     "solve",

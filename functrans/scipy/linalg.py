@@ -33,7 +33,7 @@ def solve_triangular(
       a: (..., M, M) triangular matrices.
       b: (..., M) or (..., M, K) right-hand sides (batch axes broadcast with a's; a 1-D b is a
         single vector).
-      trans: 0 or 'N' (a x = b), 1 or 'T' (a^T x = b), 2 or 'C' (a^H x = b; real a only).
+      trans: 0 or 'N' (a x = b), 1 or 'T' (a^T x = b), 2 or 'C' (a^H x = b).
       lower: use the lower triangle of a (default: the upper one).
       unit_diagonal: take a's diagonal as ones.
       overwrite_b, check_finite: accepted for SciPy compatibility; inputs are never modified.
@@ -51,8 +51,8 @@ def solve_triangular(
     if transpose_a is None:
         raise ValueError(f"solve_triangular: trans must be 0, 1, 2, 'N', 'T' or 'C', got {trans!r}")
     a, b = promote(asarray(a), asarray(b), to_inexact=True)
-    if trans in (2, "C") and aval_of(a).dtype.kind == "c":
-        raise TypeError("solve_triangular: trans='C' with complex a is not supported yet")
+    if trans in (2, "C"):  # a^H x = b is the transposed solve with conj(a)
+        a = fnp.conj(a)
     a_shape, b_shape = aval_of(a).shape, aval_of(b).shape
     if len(a_shape) < 2 or a_shape[-1] != a_shape[-2]:
         raise ValueError(f"solve_triangular: expected square matrices, got shape {a_shape}")
