@@ -197,8 +197,8 @@ def _check_matching(transform, what, expected_tree, expected_avals, got, *, agai
         ):
             raise ShapeDtypeMismatchError(
                 f"{transform}: {what}{tree_util.keystr(path)} is {got_aval.str_short()} but "
-                f"{against}{tree_util.keystr(path)} is {aval.str_short()}; each {what} must "
-                "have the shape and dtype of the value it corresponds to."
+                f"{against}{tree_util.keystr(path)} is {aval.str_short()}; give every leaf of "
+                f"the {what} the shape and dtype of the matching leaf of {against}."
             )
         out.append(leaf)
     return out

@@ -112,8 +112,12 @@ def _source(jaxpr: Jaxpr, const_names: list[str], namespace: dict, scalar: bool)
     def ref(a) -> str:
         if type(a) is Literal:
             val = a.val.item() if hasattr(a.val, "item") else a.val
-            if scalar:
+            if scalar and (not isinstance(val, float) or math.isfinite(val)):
                 return repr(val)
+            if scalar:  # inf and nan have no literal spelling
+                name = f"_lit{len(namespace)}"
+                namespace[name] = val
+                return name
             lit = f"_lit{len(namespace)}"
             namespace[lit] = np.asarray(a.val)
             return lit
@@ -167,7 +171,8 @@ def generate(jaxpr: Jaxpr, consts: list[Any]) -> Generated:
     exec(compile(source, "<functrans.jit>", "exec"), namespace)  # noqa: S102 - our own source
     fn = namespace["program"]
     scalar_source = scalar_fn = None
-    if _is_scalar_program(jaxpr) and all(np.ndim(c) == 0 for c in consts):
+    effects = any(e.prim.effectful for e in jaxpr.eqns)  # may not run twice (see Generated)
+    if _is_scalar_program(jaxpr) and not effects and all(np.ndim(c) == 0 for c in consts):
         scalar_ns = dict(base)
         scalar_ns.update(
             (n, np.asarray(c).item()) for n, c in zip(const_names, consts, strict=True)

@@ -262,10 +262,25 @@ def take(a: Any, indices: Any, axis: int | None = None) -> Any:
 # Functional updates: x.at[idx].set(v) and friends
 
 
+def _has_tracer(idx: Any) -> bool:
+    entries = idx if isinstance(idx, tuple) else (idx,)
+    return any(
+        isinstance(i, Tracer)
+        or (isinstance(i, slice) and any(isinstance(v, Tracer) for v in (i.start, i.stop, i.step)))
+        for i in entries
+    )
+
+
 def _flat_positions(shape: tuple[int, ...], idx: Any) -> Any:
-    """The flat positions (into x.ravel()) that x[idx] selects, shaped like x[idx]."""
+    """The flat positions (into x.ravel()) that x[idx] selects, shaped like x[idx]: a NumPy
+    array when the index is concrete (even while staging), so repeated positions are known."""
     iota = np.arange(math.prod(shape), dtype=np.int64).reshape(shape)
+    if not _has_tracer(idx):
+        return iota[idx]
     return getitem(iota, idx)
+
+
+_UFUNC_AT = {"add": np.add, "multiply": np.multiply, "min": np.minimum, "max": np.maximum}
 
 
 def _occurrence_groups(pos: np.ndarray) -> list[np.ndarray]:
@@ -298,6 +313,14 @@ class _IndexUpdate:
 
     def _apply(self, v: Any, combine) -> Any:
         x = self.x
+        if isinstance(x, np.ndarray) and not isinstance(v, Tracer) and not _has_tracer(self.idx):
+            # all concrete: NumPy's own assignment and ufunc.at, on a copy
+            out = x.copy()
+            if combine == "set":
+                out[self.idx] = v
+            else:
+                _UFUNC_AT[combine].at(out, self.idx, np.asarray(v, dtype=out.dtype))
+            return out
         aval = aval_of(x)
         pos = _flat_positions(aval.shape, self.idx)
         v = ew.convert_element_type(asarray(v), new_dtype=aval.dtype)
