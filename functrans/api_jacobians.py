@@ -19,6 +19,7 @@ from functrans import tree_util
 from functrans.api import Argnums, _finish, _flat_fun, _Partial, grad, jvp, jvp_flat
 from functrans.api_vmap import vmap_flat
 from functrans.core import ShapedArray, aval_of, instantiate
+from functrans.errors import NonDifferentiableInputError
 from functrans.interpreters.partial_eval import linearize_flat
 from functrans.primitives import bdim_to, concatenate, reshape, slice_, transpose
 
@@ -93,9 +94,17 @@ def _nest(blocks, partial: _Partial, out_tree, single: bool):
 
 
 def jacfwd(
-    fun: Callable, argnums: Argnums = 0, has_aux: bool = False, chunk_size: int | None = None
+    fun: Callable,
+    argnums: Argnums = 0,
+    has_aux: bool = False,
+    chunk_size: int | None = None,
+    holomorphic: bool = False,
 ) -> Callable:
     """The Jacobian by forward mode: one vectorised JVP over the input basis.
+
+    Complex inputs need `holomorphic=True`: pushing the real basis forward gives the complex
+    derivative only for holomorphic functions (for a real-valued function of complex inputs use
+    grad or jacrev, which follow the convention of docs/conventions.md).
 
     Returns:
       A function giving blocks of shape `out.shape + in.shape` (nested output tree -> argument
@@ -114,6 +123,7 @@ def jacfwd(
         store: dict = {}
         flat_fun = _flat_fun(partial, has_aux, "jacfwd", store)
         in_avals = [aval_of(x) for x in partial.flat]
+        _check_holomorphic("jacfwd", in_avals, holomorphic)
         basis, size = _standard_basis(in_avals)
 
         def push(*tangents):
@@ -204,11 +214,24 @@ def jacobian(
         )
         d = sum(a.size for a in lin.in_avals)
         m = sum(a.size for a in lin.out_avals)
-        mode = _forward if d <= m else _reverse
+        mode = _forward if d <= m and not _complex(lin.in_avals) else _reverse
         jac = mode(lin, partial, store["out_tree"], single, chunk_size)
         return (jac, aux) if has_aux else jac
 
     return jacfun
+
+
+def _complex(avals) -> bool:
+    return any(a.dtype.kind == "c" for a in avals)
+
+
+def _check_holomorphic(transform: str, avals, holomorphic: bool) -> None:
+    if _complex(avals) and not holomorphic:
+        raise NonDifferentiableInputError(
+            f"{transform}: an input is complex; forward mode gives the complex derivative only "
+            "for holomorphic functions. Pass holomorphic=True if the function is holomorphic, or "
+            "use jacrev/grad for a real-valued function of complex inputs."
+        )
 
 
 def hessian(fun: Callable, argnums: Argnums = 0, has_aux: bool = False) -> Callable:

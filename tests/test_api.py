@@ -704,3 +704,15 @@ def test_hessian_has_aux():
 def test_make_jaxpr_pytree_inputs_and_matmul():
     text = str(ft.make_jaxpr(lambda d: d["a"] @ d["b"])({"a": np.ones((2, 3)), "b": np.ones(3)}))
     assert "f64[2,3]" in text and "f64[3]" in text and "f64[2]" in text, text
+
+
+def test_jacfwd_of_complex_inputs_needs_holomorphic():
+    z = np.array([1 + 2j, 3 - 1j])
+    with pytest.raises(ft.NonDifferentiableInputError, match="holomorphic=True"):
+        ft.jacfwd(lambda z: fnp.abs(z) ** 2)(z)
+    np.testing.assert_allclose(ft.jacfwd(lambda z: z**2, holomorphic=True)(z), np.diag(2 * z))
+    np.testing.assert_allclose(ft.jacrev(lambda z: z**2)(z), np.diag(2 * z))
+    # jacobian picks reverse mode for complex inputs: the convention of grad
+    np.testing.assert_allclose(
+        ft.jacobian(lambda z: fnp.abs(z) ** 2)(z), np.diag(2 * np.conj(z))
+    )
