@@ -447,6 +447,14 @@ add_case(
     linear=(0,),
 )
 
+add_case(
+    "check_index",
+    lambda rng: (rng.integers(-4, 4, size=(3, 2)),),
+    params={"size": 4},
+    differentiable=False,
+    float_output=False,
+)
+
 for _name in ("argmax", "argmin"):
     for _axis, _index_dtype in ((0, np.int64), (1, np.int32), (2, np.int64)):
         add_case(

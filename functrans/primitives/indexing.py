@@ -49,16 +49,42 @@ def _gather_transpose(ct, x, idx):
     return [scatter_add(ct, idx, size=x.aval.shape[0]), None]
 
 
+# check_index(idx, size): idx with negative entries wrapped (counting from the end, as np.take
+# does), raising IndexError when an entry is outside [-size, size). Batched gathers flatten the
+# batch into the indexed axis, where an out-of-range index would silently read another example.
+
+check_index_p = Primitive("check_index")
+
+
+def _check_index_impl(idx, *, size):
+    idx = np.asarray(idx)
+    if idx.size and (idx.min() < -size or idx.max() >= size):
+        bad = idx.min() if idx.min() < -size else idx.max()
+        raise IndexError(f"index {bad} is out of bounds for an axis of size {size}")
+    return np.where(idx < 0, idx + size, idx)
+
+
+def _check_index_jvp(primals, tangents, *, size):
+    out = check_index(primals[0], size=size)
+    return out, Zero(aval_of(out))
+
+
+check_index_p.impl = _check_index_impl
+check_index_p.abstract_eval = lambda idx, *, size: idx
+check_index_p.jvp = _check_index_jvp
+check_index_p.batch = lambda vals, dims, *, size: (check_index(vals[0], size=size), dims[0])
+
+
+def check_index(idx, *, size: int):
+    return check_index_p.bind(idx, size=int(size))
+
+
 def _offset_indices(idx, d_idx, size_b: int, n: int):
-    """Batched indices into a (B * N, ...) operand: row b of the batch is offset by b * N
-    (negative indices, which count from the end as in np.take, are wrapped first)."""
+    """Batched indices into a (B * N, ...) operand: row b of the batch is offset by b * N,
+    after checking each index against N (so no index can reach another example's row)."""
     idx = moveaxis(idx, d_idx, 0)
     aval = aval_of(idx)
-    wrapped = ew.select_n(
-        ew.lt(idx, np.zeros(aval.shape, aval.dtype)),
-        idx,
-        ew.add(idx, np.full(aval.shape, n, aval.dtype)),
-    )
+    wrapped = check_index(idx, size=n)
     offsets = np.arange(size_b, dtype=aval.dtype) * n
     return ew.add(wrapped, broadcast_in_dim(offsets, shape=aval.shape, broadcast_dimensions=(0,)))
 
