@@ -196,8 +196,9 @@ class Primitive:
         self.jvp = self._missing_rule("differentiation (jvp)")
         self.transpose = self._missing_rule("transposition (reverse mode)")
         self.batch = self._missing_rule("batching (vmap)")
-        # Higher-order primitives may split themselves into a part computed now and a staged part
-        # (trace, args, params) -> outputs; None: stage the whole equation when any input is unknown.
+        # Higher-order primitives may split themselves into a part computed now and a staged
+        # part: (trace, args, params) -> outputs. None: stage the whole equation when any input
+        # is unknown.
         self.partial_eval: Callable | None = None
 
     def _missing_rule(self, what: str) -> Callable:

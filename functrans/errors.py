@@ -56,6 +56,11 @@ class BatchingError(FunctransError, ValueError):
     """vmap was given inconsistent axes or sizes, or a batched value was made concrete."""
 
 
+class NotSupportedError(FunctransError, ValueError):
+    """A well-formed request that functrans does not support (an option, a mode, a derivative
+    that is not unique); the message says what to use instead."""
+
+
 class NonFiniteError(FunctransError, ValueError, FloatingPointError):
     """debug_nans: a primitive produced a NaN or inf from finite inputs."""
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 
 from functrans.core import aval_of
+from functrans.errors import NotSupportedError
 from functrans.numpy._base import asarray, broadcast_to_shape
 from functrans.numpy._shapes import _take_axis
 from functrans.primitives import concatenate as _concatenate
@@ -45,7 +46,7 @@ def pad(array, pad_width, mode="constant", constant_values=0):
     Example: fnp.pad(x, ((1, 1), (0, 2)), mode="reflect")
     """
     if mode not in _PAD_MODES:
-        raise NotImplementedError(f"pad: mode {mode!r} is not supported; use one of {_PAD_MODES}")
+        raise NotSupportedError(f"pad: mode {mode!r} is not supported; use one of {_PAD_MODES}")
     x = asarray(array)
     s = aval_of(x).shape
     widths = np.broadcast_to(np.asarray(pad_width, dtype=np.int64), (len(s), 2))

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from functrans.core import Tracer, aval_of
-from functrans.errors import ConcretizationError
+from functrans.errors import ConcretizationError, NotSupportedError
 from functrans.numpy._base import (
     asarray,
     broadcast_all,
@@ -57,7 +57,7 @@ def _ints(x) -> tuple[int, ...]:
 def reshape(x, newshape, order="C"):
     """x with a new shape (one entry may be -1); only row-major order."""
     if order != "C":
-        raise NotImplementedError("functrans.numpy.reshape supports only order='C'")
+        raise NotSupportedError("functrans.numpy.reshape supports only order='C'")
     x = asarray(x)
     total = aval_of(x).size
     newshape = list(_ints(newshape))

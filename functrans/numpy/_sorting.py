@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 
 from functrans.core import Tracer, aval_of
-from functrans.errors import ConcretizationError
+from functrans.errors import ConcretizationError, NotSupportedError
 from functrans.numpy._base import (
     _contains_tracer,
     as_bool,
@@ -40,7 +40,7 @@ def sort(a, axis=-1, kind=None, order=None, *, stable=None):
     Example: fnp.sort(x, axis=0)
     """
     if order is not None:
-        raise NotImplementedError("sort: structured arrays (order=) are not supported")
+        raise NotSupportedError("sort: structured arrays (order=) are not supported")
     a, axis = _axis_of(a, axis)
     return srt.sort(a, axis=axis)
 
@@ -48,7 +48,7 @@ def sort(a, axis=-1, kind=None, order=None, *, stable=None):
 def argsort(a, axis=-1, kind=None, order=None, *, stable=None):
     """Indices that sort a along an axis (stable: tied entries keep their order)."""
     if order is not None:
-        raise NotImplementedError("argsort: structured arrays (order=) are not supported")
+        raise NotSupportedError("argsort: structured arrays (order=) are not supported")
     a, axis = _axis_of(a, axis)
     return srt.argsort(a, axis=axis)
 

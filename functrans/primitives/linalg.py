@@ -17,6 +17,7 @@ from __future__ import annotations
 import numpy as np
 
 from functrans.core import Primitive, ShapedArray, Zero, aval_of, is_undefined
+from functrans.errors import NotSupportedError
 from functrans.primitives import elementwise as ew
 from functrans.primitives.dot import dot_general
 from functrans.primitives.structural import (
@@ -465,7 +466,7 @@ def _svd_jvp(primals, tangents, *, full_matrices):
     (a,), (a_dot,) = primals, tangents
     m, n = aval_of(a).shape[-2:]
     if full_matrices and m != n:
-        raise NotImplementedError(
+        raise NotSupportedError(
             "svd: the derivative of the full (square) U or Vh of a non-square matrix is not "
             "defined (the extra columns are not unique); use full_matrices=False."
         )
@@ -549,7 +550,7 @@ def _qr_jvp(primals, tangents, *, full_matrices):
     (a,), (a_dot,) = primals, tangents
     m, n = aval_of(a).shape[-2:]
     if full_matrices and m > n:
-        raise NotImplementedError(
+        raise NotSupportedError(
             "qr: the derivative of the complete Q of a tall matrix is not defined (its extra "
             "columns are not unique); use mode='reduced'."
         )
