@@ -7,7 +7,8 @@ records exactly the iterations that ran — so reverse mode works through `while
 `cond`/`switch` into a select over all branches, and `while_loop` into a loop that runs until
 every lane is done (finished lanes keep their values). When the predicate is only known at run
 time (inside jit or make_jaxpr), `cond`/`switch` and `while_loop`/`fori_loop` are staged as
-higher-order primitives (functrans.control_flow); `scan` and `map` are unrolled.
+higher-order primitives (functrans.control_flow); so is `scan` whenever a program is being staged,
+so a long loop stays one equation.
 """
 
 from __future__ import annotations
@@ -230,6 +231,8 @@ def scan(
             f"lax.scan: xs leaves and length disagree on the number of steps: {sorted(lengths)}"
         )
     n = lengths.pop()
+    if _staging():
+        return _staged_scan(f, init, xs, n, reverse)
     carry = init
     ys = []
     steps = range(n - 1, -1, -1) if reverse else range(n)
@@ -242,6 +245,52 @@ def scan(
     if not ys or ys[0] is None:
         return carry, None
     return carry, tree_util.tree_map(lambda *ys_: fnp.stack(ys_), *ys)
+
+
+def _staging() -> bool:
+    """Whether a program is being staged (jit, make_jaxpr): loops then stay one equation."""
+    from functrans.core import current_trace
+    from functrans.interpreters.staging import StagingTrace
+
+    trace = current_trace()
+    while trace is not None:
+        if type(trace) is StagingTrace:
+            return True
+        trace = trace.parent
+    return False
+
+
+def _staged_scan(f: Callable, init: Any, xs: Any, n: int, reverse: bool) -> tuple[Any, Any]:
+    import functrans.numpy as fnp
+    from functrans.control_flow import staged_scan
+
+    carry_flat, carry_tree = tree_util.tree_flatten(init)
+    xs_flat, xs_tree = tree_util.tree_flatten(xs)
+    store: dict = {}
+
+    def body(*a):
+        c = tree_util.tree_unflatten(carry_tree, list(a[: len(carry_flat)]))
+        x = (
+            tree_util.tree_unflatten(xs_tree, list(a[len(carry_flat) :]))
+            if xs is not None
+            else None
+        )
+        new_c, y = f(c, x)
+        c_leaves, c_tree = tree_util.tree_flatten(new_c)
+        if c_tree != carry_tree:
+            raise TypeError(
+                f"lax.scan: f returned a carry of structure {c_tree} but init has structure "
+                f"{carry_tree}; they must match."
+            )
+        y_leaves, store["y_tree"] = tree_util.tree_flatten(y)
+        return c_leaves + y_leaves
+
+    outs = staged_scan(
+        body, [fnp.asarray(c) for c in carry_flat], [fnp.asarray(x) for x in xs_flat], n, reverse
+    )
+    carry = tree_util.tree_unflatten(carry_tree, outs[: len(carry_flat)])
+    ys = tree_util.tree_unflatten(store["y_tree"], outs[len(carry_flat) :])
+    return carry, ys
 
 
 def map(f: Callable, xs: Any, batch_size: int | None = None) -> Any:  # noqa: A001 - JAX's name

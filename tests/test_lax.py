@@ -198,3 +198,43 @@ def test_fori_loop_with_traced_bounds_under_jit():
     assert ft.jit(power)(2.0, 5) == 32.0
     assert ft.jit(ft.grad(power))(2.0, 5) == 80.0
     assert ft.jit(power)(2.0, 0) == 1.0
+
+
+def test_scan_is_one_staged_equation_under_jit_in_every_transformation():
+    xs = np.arange(1.0, 5.0)
+
+    def cumprod(xs):
+        return lax.scan(lambda c, x: (c * x, c * x), 1.0, xs)
+
+    text = str(ft.make_jaxpr(cumprod)(np.ones(1000)))
+    assert text.count("scan[") == 1 and len(text.splitlines()) < 20
+    total = lambda x: cumprod(x)[0]  # noqa: E731
+    traj = lambda x: cumprod(x)[1]  # noqa: E731
+    np.testing.assert_allclose(ft.jit(total)(xs), 24.0)
+    np.testing.assert_allclose(ft.jit(ft.grad(total))(xs), 24.0 / xs)
+    np.testing.assert_allclose(ft.grad(ft.jit(total))(xs), 24.0 / xs)
+    np.testing.assert_allclose(ft.jit(ft.jacrev(traj))(xs), ft.jacfwd(traj)(xs))
+    np.testing.assert_allclose(ft.jit(ft.jacfwd(traj))(xs), ft.jacfwd(traj)(xs))
+    np.testing.assert_allclose(ft.hessian(ft.jit(total))(xs), ft.hessian(total)(xs))
+    both = np.stack([xs, 2 * xs])
+    np.testing.assert_allclose(ft.jit(ft.vmap(total))(both), [24.0, 384.0])
+    np.testing.assert_allclose(ft.vmap(ft.jit(total))(both), [24.0, 384.0])
+    np.testing.assert_allclose(ft.jit(ft.vmap(ft.grad(total)))(both), ft.vmap(ft.grad(total))(both))
+    _, rev = ft.jit(lambda x: lax.scan(lambda c, x: (c + x, c + x), 0.0, x, reverse=True))(xs)
+    np.testing.assert_allclose(rev, np.cumsum(xs[::-1])[::-1])
+
+
+def test_staged_scan_of_a_recurrent_network_matches_eager_gradients():
+    w = np.array([[0.5, 0.1], [0.2, 0.3]])
+    xs = np.random.default_rng(0).normal(size=(6, 2))
+
+    def loss(h0, xs):
+        h, hs = lax.scan(lambda h, x: (fnp.tanh(w @ h + x), h), h0, xs)
+        return fnp.sum(h) + fnp.sum(hs**2)
+
+    for argnums in (0, 1):
+        np.testing.assert_allclose(
+            ft.jit(ft.grad(loss, argnums=argnums))(np.ones(2), xs),
+            ft.grad(loss, argnums=argnums)(np.ones(2), xs),
+            rtol=1e-12,
+        )
