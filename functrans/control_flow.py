@@ -256,7 +256,9 @@ def _cond_transpose(cts, index, *args, branches):
 
         def f(*xs):
             known_vals, ct_vals = xs[: len(known)], xs[len(known) :]
-            out = backward_pass(program, list(b.consts) + list(known_vals), list(ct_vals))
+            out = backward_pass(
+                program, list(b.consts) + list(known_vals), list(ct_vals), mixed=True
+            )
             return [instantiate(c) for c in out]
 
         return closed(f, [aval_of(k) for k in known] + [aval_of(c) for c in cts])
@@ -445,6 +447,7 @@ def _while_partial_eval(trace, args, *, cond, body, counts):
             "body": body_known,
             "counts": (len(cc), len(kb)),
             "n_res": len(res_avals),
+            "mask_size": None,
         },
     )
     known_final, tape = outs[:-1], outs[-1]
@@ -452,7 +455,7 @@ def _while_partial_eval(trace, args, *, cond, body, counts):
         trace,
         while_lin_p,
         [tape, *ub, *uc],
-        {"body": body_rest, "n_consts": len(ub), "n_res": len(res_avals)},
+        {"body": body_rest, "n_consts": len(ub), "n_res": len(res_avals), "mask_size": None},
     )
     ki, ui = iter(known_final), iter(staged)
     return [next(ui) if u else next(ki) for u in carry_uk]
@@ -470,30 +473,120 @@ def _run_partial(program: ClosedJaxpr, args: list) -> list:
     return [env[a] if type(a) is Var else a.val for a in program.jaxpr.outvars]
 
 
-def _while_tape_impl(*operands, cond, body, counts, n_res):
+def _tape_list(tape) -> list:
+    """The steps recorded in a tape (a 0-d object array, or one entry per lane when masked)."""
+    return tape.flat[0]
+
+
+def _lanes(active, x):
+    """`active` (one bool per lane, axis 0) broadcast against x."""
+    from functrans import numpy as fnp
+
+    return fnp.reshape(active, (aval_of(active).shape[0],) + (1,) * (aval_of(x).ndim - 1))
+
+
+def _while_tape_impl(*operands, cond, body, counts, n_res, mask_size):
+    from functrans import numpy as fnp
+
     cc, bc, carry = _split3(operands, counts)
     tape = []
-    while bool(run(cond, *cc, *carry)[0]):
+    while True:
+        active = run(cond, *cc, *carry)[0]
+        if not (np.any(active) if mask_size else bool(active)):
+            break
         outs = run(body, *bc, *carry)
-        carry, res = outs[: len(carry)], outs[len(carry) :]
+        new, res = outs[: len(carry)], outs[len(carry) :]
+        if mask_size:  # finished lanes keep their carries; the step records which lanes ran
+            new = [fnp.where(_lanes(active, o), o, c) for o, c in zip(new, carry, strict=True)]
+            res = [active] + list(res)
+        carry = new
         tape.append(res)
-    box = np.empty((), dtype=object)
-    box[()] = tape
+    box = np.empty((mask_size,) if mask_size else (), dtype=object)
+    for k in np.ndindex(box.shape):
+        box[k] = tape
     return list(carry) + [box]
 
 
-def _while_tape_abstract_eval(*avals, cond, body, counts, n_res):
-    return _split3(avals, counts)[2] + [_TAPE]
+def _while_tape_abstract_eval(*avals, cond, body, counts, n_res, mask_size):
+    tape = ShapedArray((mask_size,), np.dtype(object)) if mask_size else _TAPE
+    return _split3(avals, counts)[2] + [tape]
 
 
-def _while_lin_impl(tape, *operands, body, n_consts, n_res):
+def _while_tape_batch(vals, dims, *, cond, body, counts, n_res, mask_size):
+    from functrans.errors import NotSupportedError
+
+    if mask_size:
+        raise NotSupportedError(
+            "vmap of vmap of reverse mode through a staged while_loop is not supported; "
+            "apply jit inside the outer vmap, or vmap once over a flattened batch."
+        )
+    size = batch_size(vals, dims)
+    cc, bc, carry = _split3(vals, counts)
+    cd, bd, kd = _split3(dims, counts)
+    cc = [v if d is None else bdim_to(v, d, 0, size) for v, d in zip(cc, cd, strict=True)]
+    bc = [v if d is None else bdim_to(v, d, 0, size) for v, d in zip(bc, bd, strict=True)]
+    carry = [bdim_to(v, d, 0, size) for v, d in zip(carry, kd, strict=True)]
+    n = len(carry)
+    cond_b = batch_program(cond, [None if d is None else 0 for d in cd] + [0] * n, size)
+    body_b = batch_program(body, [None if d is None else 0 for d in bd] + [0] * n, size)
+    outs = while_tape_p.bind(
+        *cc, *bc, *carry, cond=cond_b, body=body_b, counts=counts, n_res=n_res, mask_size=size
+    )
+    return outs, [0] * len(outs)
+
+
+def _while_lin_impl(tape, *operands, body, n_consts, n_res, mask_size):
+    from functrans import numpy as fnp
+
     consts, tangents = list(operands[:n_consts]), list(operands[n_consts:])
-    for res in tape[()]:
-        tangents = run(body, *res, *consts, *tangents)
+    for step in _tape_list(tape):
+        if mask_size:
+            active, res = step[0], step[1:]
+            new = run(body, *res, *consts, *tangents)
+            tangents = [
+                fnp.where(_lanes(active, t), t_new, t)
+                for t_new, t in zip(new, tangents, strict=True)
+            ]
+        else:
+            tangents = run(body, *step, *consts, *tangents)
     return tangents
 
 
-def _while_lin_transpose(cts, tape, *operands, body, n_consts, n_res):
+def _lin_batch_body(body, n_res, tape_dim, const_dims, n_t, size):
+    res_dims = [None if tape_dim is None else 0] * n_res
+    return batch_program(body, res_dims + const_dims + [0] * n_t, size)
+
+
+def _while_lin_batch(vals, dims, *, body, n_consts, n_res, mask_size):
+    from functrans.errors import NotSupportedError
+
+    if mask_size:
+        raise NotSupportedError(
+            "vmap of vmap of reverse mode through a staged while_loop is not supported."
+        )
+    size = batch_size(vals, dims)
+    tape, ops = vals[0], vals[1:]
+    consts, tangents = ops[:n_consts], ops[n_consts:]
+    cds = [None if d is None else 0 for d in dims[1 : 1 + n_consts]]
+    consts = [
+        v if d is None else bdim_to(v, d, 0, size)
+        for v, d in zip(consts, dims[1 : 1 + n_consts], strict=True)
+    ]
+    tangents = [bdim_to(v, d, 0, size) for v, d in zip(tangents, dims[1 + n_consts :], strict=True)]
+    body_b = _lin_batch_body(body, n_res, dims[0], cds, len(tangents), size)
+    outs = while_lin_p.bind(
+        tape,
+        *consts,
+        *tangents,
+        body=body_b,
+        n_consts=n_consts,
+        n_res=n_res,
+        mask_size=size if dims[0] is not None else None,
+    )
+    return outs, [0] * len(outs)
+
+
+def _while_lin_transpose(cts, tape, *operands, body, n_consts, n_res, mask_size):
     consts, carries = operands[:n_consts], operands[n_consts:]
     carry_avals = [a.aval if type(a) is UndefPrimal else aval_of(a) for a in carries]
     const_avals = [a.aval if type(a) is UndefPrimal else aval_of(a) for a in consts]
@@ -506,6 +599,7 @@ def _while_lin_transpose(cts, tape, *operands, body, n_consts, n_res):
         n_res=n_res,
         const_avals=tuple(const_avals),
         carry_avals=tuple(carry_avals),
+        mask_size=mask_size,
     )
     # only operands being transposed (UndefPrimal) receive cotangents
     return [None] + [
@@ -514,19 +608,57 @@ def _while_lin_transpose(cts, tape, *operands, body, n_consts, n_res):
     ]
 
 
-def _while_lin_t_impl(tape, *cts, body, n_consts, n_res, const_avals, carry_avals):
+def _while_lin_t_impl(tape, *cts, body, n_consts, n_res, const_avals, carry_avals, mask_size):
+    from functrans import numpy as fnp
+
     jaxpr = body.jaxpr
     res_vars, lin_vars = jaxpr.invars[:n_res], jaxpr.invars[n_res:]
     program = Jaxpr(jaxpr.constvars + res_vars, lin_vars, jaxpr.eqns, jaxpr.outvars)
     const_cts = [np.zeros(a.shape, a.dtype) for a in const_avals]
     carry_cts = list(cts)
-    for res in reversed(tape[()]):
+    for step in reversed(_tape_list(tape)):
+        if mask_size:  # lanes that had finished passed their cotangent through unchanged
+            active, res = step[0], step[1:]
+            into = [fnp.where(_lanes(active, c), c, 0.0 * c) for c in carry_cts]
+        else:
+            res, into = step, carry_cts
         out = [
-            instantiate(c) for c in backward_pass(program, list(body.consts) + list(res), carry_cts)
+            instantiate(c)
+            for c in backward_pass(program, list(body.consts) + list(res), into, mixed=True)
         ]
         const_cts = [a + b for a, b in zip(const_cts, out[:n_consts], strict=True)]
-        carry_cts = out[n_consts:]
+        if mask_size:
+            carry_cts = [
+                ct_prev + fnp.where(_lanes(active, c), 0.0 * c, c)
+                for ct_prev, c in zip(out[n_consts:], carry_cts, strict=True)
+            ]
+        else:
+            carry_cts = out[n_consts:]
     return const_cts + carry_cts
+
+
+def _while_lin_t_batch(vals, dims, *, body, n_consts, n_res, const_avals, carry_avals, mask_size):
+    from functrans.errors import NotSupportedError
+
+    if mask_size:
+        raise NotSupportedError(
+            "vmap of vmap of reverse mode through a staged while_loop is not supported."
+        )
+    size = batch_size(vals, dims)
+    tape, cts = vals[0], [bdim_to(v, d, 0, size) for v, d in zip(vals[1:], dims[1:], strict=True)]
+    # batched: every constant's cotangent gets a lane axis too (the rule sums nothing away)
+    body_b = _lin_batch_body(body, n_res, dims[0], [0] * n_consts, len(cts), size)
+    outs = while_lin_t_p.bind(
+        tape,
+        *cts,
+        body=body_b,
+        n_consts=n_consts,
+        n_res=n_res,
+        const_avals=tuple(ShapedArray((size,) + a.shape, a.dtype) for a in const_avals),
+        carry_avals=tuple(ShapedArray((size,) + a.shape, a.dtype) for a in carry_avals),
+        mask_size=size if dims[0] is not None else None,
+    )
+    return outs, [0] * len(outs)
 
 
 while_p.impl = _while_impl
@@ -537,12 +669,17 @@ while_p.partial_eval = _while_partial_eval
 
 while_tape_p.impl = _while_tape_impl
 while_tape_p.abstract_eval = _while_tape_abstract_eval
+while_tape_p.batch = _while_tape_batch
 
 while_lin_p.impl = _while_lin_impl
-while_lin_p.abstract_eval = lambda tape, *avals, body, n_consts, n_res: list(avals[n_consts:])
+while_lin_p.abstract_eval = lambda tape, *avals, body, n_consts, n_res, mask_size: list(
+    avals[n_consts:]
+)
 while_lin_p.transpose = _while_lin_transpose
+while_lin_p.batch = _while_lin_batch
 
 while_lin_t_p.impl = _while_lin_t_impl
+while_lin_t_p.batch = _while_lin_t_batch
 while_lin_t_p.abstract_eval = lambda tape, *cts, const_avals, carry_avals, **_: (
     list(const_avals) + list(carry_avals)
 )
@@ -577,8 +714,6 @@ def staged_while(cond_fun: Callable, body_fun: Callable, carry: list[Any]) -> li
         Jaxpr([], body_c.jaxpr.invars[len(cc) :], body_c.jaxpr.eqns, body_c.jaxpr.outvars), []
     )
     return while_p.bind(*cc, *bc, *carry, cond=cond_only, body=body_only, counts=(len(cc), len(bc)))
-
-
 
 
 # ---------------------------------------------------------------------------------------------
@@ -772,7 +907,10 @@ def _scan_transpose(cts, *ops, body, counts, length, reverse):
         out = [
             instantiate(c)
             for c in backward_pass(
-                program, list(body.consts) + list(nlc) + list(nlx), list(ctk) + list(cty)
+                program,
+                list(body.consts) + list(nlc) + list(nlx),
+                list(ctk) + list(cty),
+                mixed=True,
             )
         ]
         new_acc = [ew.add(a_, b) for a_, b in zip(acc, out[:n_lc], strict=True)]

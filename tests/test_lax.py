@@ -238,3 +238,23 @@ def test_staged_scan_of_a_recurrent_network_matches_eager_gradients():
             ft.grad(loss, argnums=argnums)(np.ones(2), xs),
             rtol=1e-12,
         )
+
+
+def test_vmap_of_reverse_mode_through_a_staged_while_loop():
+    a = np.array([4.0, 9.0, 1e4])
+    expected = 0.5 / np.sqrt(a)
+    # lanes finish after different numbers of iterations; each lane's derivative is its own
+    np.testing.assert_allclose(ft.jit(ft.vmap(ft.grad(sqrt_newton)))(a), expected, rtol=1e-8)
+    np.testing.assert_allclose(ft.vmap(ft.jit(ft.grad(sqrt_newton)))(a), expected, rtol=1e-8)
+    np.testing.assert_allclose(ft.vmap(ft.grad(ft.jit(sqrt_newton)))(a), expected, rtol=1e-8)
+    np.testing.assert_allclose(
+        ft.jit(ft.jacrev(ft.vmap(sqrt_newton)))(a), np.diag(expected), rtol=1e-8
+    )
+
+    def power(x, n):
+        return lax.fori_loop(0, n, lambda i, v: v * x, 1.0)
+
+    np.testing.assert_allclose(
+        ft.jit(ft.vmap(ft.grad(power), in_axes=(None, 0)))(2.0, np.array([3, 2, 0])),
+        [12.0, 4.0, 0.0],
+    )

@@ -19,9 +19,26 @@ from functrans.ir import Jaxpr, Literal, Var
 from functrans.primitives import add_p
 
 
-def backward_pass(jaxpr: Jaxpr, consts: Sequence[Any], cts_out: Sequence[Any]) -> list[Any]:
+def backward_pass(
+    jaxpr: Jaxpr, consts: Sequence[Any], cts_out: Sequence[Any], mixed: bool = False
+) -> list[Any]:
+    """Cotangents of the invars. `mixed`: the program may also hold equations on known values
+    only (sub-programs of control flow, batched after staging); they are evaluated first."""
     known: dict[Var, Any] = dict(zip(jaxpr.constvars, consts, strict=True))
     ct_env: dict[Var, Any] = {}
+    eqns = jaxpr.eqns
+    if mixed:
+        linear = set(jaxpr.invars)
+        eqns = []
+        for eqn in jaxpr.eqns:
+            if any(type(a) is Var and a in linear for a in eqn.inputs):
+                eqns.append(eqn)
+                linear.update(eqn.outputs)
+            else:
+                ins = [a.val if type(a) is Literal else known[a] for a in eqn.inputs]
+                outs = eqn.prim.bind(*ins, **eqn.params)
+                outs = outs if eqn.prim.multiple_results else [outs]
+                known.update(zip(eqn.outputs, outs, strict=True))
 
     def accumulate(v: Var, ct: Any) -> None:
         old = ct_env.get(v)
@@ -31,7 +48,7 @@ def backward_pass(jaxpr: Jaxpr, consts: Sequence[Any], cts_out: Sequence[Any]) -
         if type(ct) is not Zero and type(v) is Var and v not in known:
             accumulate(v, ct)
 
-    for eqn in reversed(jaxpr.eqns):
+    for eqn in reversed(eqns):
         if eqn.prim.multiple_results:
             cts = [ct_env.pop(v, None) for v in eqn.outputs]
             if all(ct is None for ct in cts):
