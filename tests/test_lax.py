@@ -258,3 +258,31 @@ def test_vmap_of_reverse_mode_through_a_staged_while_loop():
         ft.jit(ft.vmap(ft.grad(power), in_axes=(None, 0)))(2.0, np.array([3, 2, 0])),
         [12.0, 4.0, 0.0],
     )
+
+
+# The rule checks (JVP vs finite differences, VJP by the dot-product identity, second order,
+# vmap vs a loop) applied to the staged control-flow primitives, through jit.
+
+STAGED = {
+    "cond": lambda x: lax.cond(fnp.sum(x) > 0, lambda v: fnp.sin(v) * v, lambda v: v**3, x),
+    "switch": lambda x: lax.switch(
+        fnp.astype(fnp.sum(x) > 0, np.int64), [lambda v: fnp.exp(v), lambda v: fnp.tanh(v)], x
+    ),
+    "while": lambda x: lax.while_loop(
+        lambda c: c[0] < 3, lambda c: (c[0] + 1, fnp.sin(c[1]) + x), (0, x)
+    )[1],
+    "scan": lambda x: lax.scan(lambda c, xi: (c * xi + fnp.sin(c), c), x, fnp.stack([x, 2 * x]))[1],
+}
+
+
+@pytest.mark.parametrize("name", sorted(STAGED))
+@pytest.mark.parametrize("sign", [1.0, -1.0])
+def test_rule_checks_on_staged_control_flow(name, sign):
+    from functrans.testing import assert_vmap_matches_loop, check_grads
+
+    f = ft.jit(STAGED[name])
+    x = sign * np.array([0.3, 0.7])
+    check_grads(f, (x,), order=2, modes=("fwd", "rev"))
+    batch = np.stack([x, 1.1 * x, 0.9 * x])
+    assert_vmap_matches_loop(f, (batch,))
+    assert_vmap_matches_loop(STAGED[name], (batch,))
