@@ -223,19 +223,13 @@ def jit(
     nums = (static_argnums,) if isinstance(static_argnums, int) else tuple(static_argnums)
     names = (static_argnames,) if isinstance(static_argnames, str) else tuple(static_argnames)
     try:
-        params = inspect.signature(fun).parameters
-        positional = [
-            p.name
-            for p in params.values()
-            if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)
-        ]
-        # static_argnums and static_argnames name the same arguments, as in JAX
-        names = names + tuple(
-            positional[i] for i in nums if -len(positional) <= i < len(positional)
-        )
-        nums = nums + tuple(positional.index(n) for n in names if n in positional)
-    except (TypeError, ValueError):
-        pass
+        params = inspect.signature(fun).parameters.values()
+    except (TypeError, ValueError):  # builtins without a signature: statics stay as given
+        params = ()
+    positional = [p.name for p in params if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+    # static_argnums and static_argnames name the same arguments, as in JAX
+    names = names + tuple(positional[i] for i in nums if -len(positional) <= i < len(positional))
+    nums = nums + tuple(positional.index(n) for n in names if n in positional)
     return Jitted(fun, tuple(dict.fromkeys(nums)), tuple(dict.fromkeys(names)))
 
 

@@ -1,0 +1,159 @@
+"""cond(index, *operands, branches): branches[clamp(index)](*operands), as a primitive."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+
+from functrans.control_flow.programs import (
+    batch_program,
+    closed,
+    convert_closures,
+    jvp_program,
+    run,
+    split_program,
+    stage,
+)
+from functrans.core import Primitive, UndefPrimal, aval_of, instantiate
+from functrans.interpreters.staging import StagingTrace
+from functrans.interpreters.transpose import backward_pass
+from functrans.ir import ClosedJaxpr, Jaxpr
+from functrans.primitives import bdim_to
+from functrans.primitives import elementwise as ew
+from functrans.primitives.base import batch_size
+from functrans.primitives.structural import broadcast_in_dim, full
+
+# ---------------------------------------------------------------------------------------------
+# cond(index, *operands, branches): branches[clamp(index)](*operands)
+
+cond_p = Primitive("cond", multiple_results=True)
+
+
+def _clamp(index: Any, n: int) -> int:
+    return min(max(int(index), 0), n - 1)
+
+
+def _cond_impl(index, *operands, branches):
+    return run(branches[_clamp(index, len(branches))], *operands)
+
+
+def _cond_abstract_eval(index, *avals, branches):
+    return branches[0].out_avals
+
+
+def _cond_jvp(primals, tangents, *, branches):
+    index, operands = primals[0], primals[1:]
+    t_ops = [instantiate(t) for t in tangents[1:]]
+    outs = cond_p.bind(index, *operands, *t_ops, branches=tuple(map(jvp_program, branches)))
+    n = len(outs) // 2
+    return outs[:n], outs[n:]
+
+
+def _cond_batch(vals, dims, *, branches):
+    size = batch_size(vals, dims)
+    index, operands = vals[0], vals[1:]
+    op_dims = [None if d is None else 0 for d in dims[1:]]
+    operands = [v if d is None else bdim_to(v, d, 0, size) for v, d in zip(operands, dims[1:])]
+    if dims[0] is None:
+        batched = tuple(batch_program(b, op_dims, size) for b in branches)
+        outs = cond_p.bind(index, *operands, branches=batched)
+        return outs, [0] * len(outs)
+    # a batched index: run every branch and pick per batch element
+    index = bdim_to(index, dims[0], 0, size)
+    index = ew.convert_element_type(index, new_dtype=np.int64)
+    lo, hi = full((size,), 0, np.int64), full((size,), len(branches) - 1, np.int64)
+    index = ew.min(ew.max(index, lo), hi)
+    results = [run(batch_program(b, op_dims, size), *operands) for b in branches]
+    outs = []
+    for cases in zip(*results, strict=True):
+        shape = aval_of(cases[0]).shape
+        which = broadcast_in_dim(index, shape=shape, broadcast_dimensions=(0,))
+        outs.append(ew.select_n(which, *cases))
+    return outs, [0] * len(outs)
+
+
+def _cond_partial_eval(trace, args, *, branches):
+    index, operands = args[0], args[1:]
+    if not trace.is_known(index):
+        return StagingTrace.process_primitive(trace, cond_p, args, {"branches": branches})
+    in_uk = [not trace.is_known(x) for x in operands]
+    out_uk = [any(u) for u in zip(*[split_program(b, in_uk)[2] for b in branches], strict=True)]
+    splits = [split_program(b, in_uk, out_uk) for b in branches]
+    res_avals = [a for s in splits for a in s[3]]
+    n_known_out = out_uk.count(False)
+    known_ins = [x for x, u in zip(operands, in_uk, strict=True) if not u]
+    unknown_ins = [x for x, u in zip(operands, in_uk, strict=True) if u]
+    # known part: every branch fills its own residual slots and zeros elsewhere
+    known_branches, unknown_branches, offset = [], [], 0
+    for known, rest, _, avals in splits:
+        before, after = res_avals[:offset], res_avals[offset + len(avals) :]
+
+        def known_fn(*xs, known=known, before=before, after=after):
+            outs = run(known, *xs)
+            zeros = (
+                [full(a.shape, 0, a.dtype) for a in before],
+                [full(a.shape, 0, a.dtype) for a in after],
+            )
+            return outs[:n_known_out] + zeros[0] + outs[n_known_out:] + zeros[1]
+
+        def unknown_fn(*xs, rest=rest, start=offset, count=len(avals)):
+            return run(rest, *xs[start : start + count], *xs[len(res_avals) :])
+
+        known_branches.append(closed(known_fn, [aval_of(x) for x in known_ins]))
+        unknown_branches.append(closed(unknown_fn, res_avals + [aval_of(x) for x in unknown_ins]))
+        offset += len(avals)
+    known_outs = trace.forward(cond_p, [index, *known_ins], {"branches": tuple(known_branches)})
+    residuals = known_outs[n_known_out:]
+    staged = StagingTrace.process_primitive(
+        trace, cond_p, [index, *residuals, *unknown_ins], {"branches": tuple(unknown_branches)}
+    )
+    known_iter, staged_iter = iter(known_outs[:n_known_out]), iter(staged)
+    return [next(staged_iter) if uk else next(known_iter) for uk in out_uk]
+
+
+def _cond_transpose(cts, index, *args, branches):
+    linear = [type(a) is UndefPrimal for a in args]
+    known = [a for a, lin in zip(args, linear, strict=True) if not lin]
+    cts = [instantiate(c) for c in cts]
+
+    def transposed(b: ClosedJaxpr) -> ClosedJaxpr:
+        jaxpr = b.jaxpr
+        known_vars = [v for v, lin in zip(jaxpr.invars, linear, strict=True) if not lin]
+        lin_vars = [v for v, lin in zip(jaxpr.invars, linear, strict=True) if lin]
+        program = Jaxpr(jaxpr.constvars + known_vars, lin_vars, jaxpr.eqns, jaxpr.outvars)
+
+        def f(*xs):
+            known_vals, ct_vals = xs[: len(known)], xs[len(known) :]
+            out = backward_pass(
+                program, list(b.consts) + list(known_vals), list(ct_vals), mixed=True
+            )
+            return [instantiate(c) for c in out]
+
+        return closed(f, [aval_of(k) for k in known] + [aval_of(c) for c in cts])
+
+    cts_in = iter(cond_p.bind(index, *known, *cts, branches=tuple(map(transposed, branches))))
+    return [None] + [next(cts_in) if lin else None for lin in linear]
+
+
+cond_p.impl = _cond_impl
+cond_p.abstract_eval = _cond_abstract_eval
+cond_p.jvp = _cond_jvp
+cond_p.batch = _cond_batch
+cond_p.partial_eval = _cond_partial_eval
+cond_p.transpose = _cond_transpose
+
+
+def staged_cond(index: Any, branch_funs: Sequence[Callable], operands: list[Any]) -> list[Any]:
+    """Bind cond on flat operands, staging each branch (flat in, flat out) on their avals."""
+    avals = [aval_of(x) for x in operands]
+    programs = [stage(f, avals) for f in branch_funs]
+    out_avals = [p[0].out_avals for p in programs]
+    if any(o != out_avals[0] for o in out_avals):
+        raise TypeError(
+            "lax.cond/switch: the branches must return the same structure, shapes and dtypes, "
+            "got " + " vs ".join("(" + ", ".join(a.str_short() for a in o) + ")" for o in out_avals)
+        )
+    branches, consts = convert_closures(programs)
+    return cond_p.bind(index, *consts, *operands, branches=tuple(branches))

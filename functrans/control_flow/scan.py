@@ -1,0 +1,286 @@
+"""scan as a primitive: one equation for a loop over a leading axis, whatever its length."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+
+from functrans.control_flow.programs import (
+    batch_program,
+    closed,
+    convert_closures,
+    jvp_program,
+    run,
+    split_program,
+    stage,
+)
+from functrans.core import Primitive, ShapedArray, UndefPrimal, aval_of, instantiate
+from functrans.interpreters.staging import StagingTrace
+from functrans.interpreters.transpose import backward_pass
+from functrans.ir import Jaxpr
+from functrans.primitives import bdim_to
+from functrans.primitives import elementwise as ew
+from functrans.primitives.base import batch_size
+from functrans.primitives.structural import full
+
+# ---------------------------------------------------------------------------------------------
+# scan(*consts, *carry, *xs, body, counts, length, reverse): body (consts, carry, x) -> (carry, y)
+#
+# Staged loops over a leading axis keep one copy of the body however long the loop. Reverse mode:
+# partial evaluation runs the known part as a scan that also stacks the per-step residuals (the
+# length is static, so they are ordinary arrays), and the linear remainder is a scan whose
+# transpose is a scan in the opposite direction.
+
+scan_p = Primitive("scan", multiple_results=True)
+
+
+def _scan_split(ops, counts):
+    nc, nk = counts
+    return list(ops[:nc]), list(ops[nc : nc + nk]), list(ops[nc + nk :])
+
+
+def _scan_impl(*ops, body, counts, length, reverse):
+    consts, carry, xs = _scan_split(ops, counts)
+    ys = []
+    steps = range(length - 1, -1, -1) if reverse else range(length)
+    for i in steps:
+        outs = run(body, *consts, *carry, *[x[i] for x in xs])
+        carry, y = outs[: len(carry)], outs[len(carry) :]
+        ys.append(y)
+    if reverse:
+        ys.reverse()
+    y_avals = body.out_avals[len(carry) :]
+    stacked = [
+        np.stack(col) if ys else np.empty((0,) + a.shape, a.dtype)
+        for col, a in zip(
+            zip(*ys, strict=True) if ys else [()] * len(y_avals), y_avals, strict=True
+        )
+    ]
+    return list(carry) + stacked
+
+
+def _scan_abstract_eval(*avals, body, counts, length, reverse):
+    nk = counts[1]
+    outs = body.out_avals
+    return list(outs[:nk]) + [ShapedArray((length,) + a.shape, a.dtype) for a in outs[nk:]]
+
+
+def _scan_jvp(primals, tangents, *, body, counts, length, reverse):
+    consts, carry, xs = _scan_split(primals, counts)
+    tc, tk, tx = _scan_split([instantiate(t) for t in tangents], counts)
+    nc, nk, nx = len(consts), len(carry), len(xs)
+    body_jvp = jvp_program(body)  # (c, k, x, tc, tk, tx) -> (k', y, tk', ty)
+    ny = len(body.out_avals) - nk
+
+    def new_body(*a):  # (c, tc, k, tk, x, tx) -> (k', tk', y, ty)
+        c, tc_, k, tk_ = (
+            a[:nc],
+            a[nc : 2 * nc],
+            a[2 * nc : 2 * nc + nk],
+            a[2 * nc + nk : 2 * nc + 2 * nk],
+        )
+        x, tx_ = a[2 * nc + 2 * nk : 2 * nc + 2 * nk + nx], a[2 * nc + 2 * nk + nx :]
+        o = run(body_jvp, *c, *k, *x, *tc_, *tk_, *tx_)
+        k2, y, tk2, ty = o[:nk], o[nk : nk + ny], o[nk + ny : 2 * nk + ny], o[2 * nk + ny :]
+        return list(k2) + list(tk2) + list(y) + list(ty)
+
+    in_avals = body.in_avals
+    c_av, k_av, x_av = in_avals[:nc], in_avals[nc : nc + nk], in_avals[nc + nk :]
+    prog = closed(new_body, c_av * 2 + k_av * 2 + x_av * 2)
+    outs = scan_p.bind(
+        *consts,
+        *tc,
+        *carry,
+        *tk,
+        *xs,
+        *tx,
+        body=prog,
+        counts=(2 * nc, 2 * nk),
+        length=length,
+        reverse=reverse,
+    )
+    k2, tk2 = outs[:nk], outs[nk : 2 * nk]
+    ys, tys = outs[2 * nk : 2 * nk + ny], outs[2 * nk + ny :]
+    return list(k2) + list(ys), list(tk2) + list(tys)
+
+
+def _scan_batch(vals, dims, *, body, counts, length, reverse):
+    size = batch_size(vals, dims)
+    consts, carry, xs = _scan_split(vals, counts)
+    cd, kd, xd = _scan_split(dims, counts)
+    consts = [v if d is None else bdim_to(v, d, 0, size) for v, d in zip(consts, cd, strict=True)]
+    carry = [bdim_to(v, d, 0, size) for v, d in zip(carry, kd, strict=True)]
+    xs = [v if d is None else bdim_to(v, d, 1, size) for v, d in zip(xs, xd, strict=True)]
+    inner = (
+        [None if d is None else 0 for d in cd]
+        + [0] * len(carry)
+        + [None if d is None else 0 for d in xd]
+    )
+    batched = batch_program(body, inner, size)
+    outs = scan_p.bind(
+        *consts, *carry, *xs, body=batched, counts=counts, length=length, reverse=reverse
+    )
+    return outs, [0] * len(carry) + [1] * (len(outs) - len(carry))
+
+
+def _scan_partial_eval(trace, args, *, body, counts, length, reverse):
+    params = {"body": body, "counts": counts, "length": length, "reverse": reverse}
+    known = trace.is_known
+    consts, carry, xs = _scan_split(args, counts)
+    nc, nk = counts
+    c_uk = [not known(x) for x in consts]
+    x_uk = [not known(x) for x in xs]
+    k_uk = [not known(x) for x in carry]
+    while True:  # a carry is unknown if any step can make it so
+        out_uk = split_program(body, c_uk + k_uk + x_uk)[2]
+        new = [a or b for a, b in zip(k_uk, out_uk[:nk], strict=True)]
+        if new == k_uk:
+            break
+        k_uk = new
+    if not any(c_uk + k_uk + x_uk) or any(
+        not known(x) for x, u in zip(carry, k_uk, strict=True) if not u
+    ):
+        return StagingTrace.process_primitive(trace, scan_p, args, params)
+    natural = split_program(body, c_uk + k_uk + x_uk)[2]
+    out_uk = k_uk + natural[nk:]
+    known_body, rest, _, res_avals = split_program(body, c_uk + k_uk + x_uk, out_uk)
+    kc = [x for x, u in zip(consts, c_uk, strict=True) if not u]
+    kk = [x for x, u in zip(carry, k_uk, strict=True) if not u]
+    kx = [x for x, u in zip(xs, x_uk, strict=True) if not u]
+    n_known_carry = len(kk)
+    n_known_y = out_uk[nk:].count(False)
+    # known scan: known carries; ys = known ys + stacked residuals
+    outs = trace.forward(
+        scan_p,
+        [*kc, *kk, *kx],
+        {"body": known_body, "counts": (len(kc), len(kk)), "length": length, "reverse": reverse},
+    )
+    known_carry = outs[:n_known_carry]
+    known_ys = outs[n_known_carry : n_known_carry + n_known_y]
+    res_stacked = outs[n_known_carry + n_known_y :]
+    uc = [x for x, u in zip(consts, c_uk, strict=True) if u]
+    uk = [x for x, u in zip(carry, k_uk, strict=True) if u]
+    ux = [x for x, u in zip(xs, x_uk, strict=True) if u]
+    nuc, nuk = len(uc), len(uk)
+
+    def lin_body(*a):  # (uc, uk, res_i, ux_i) -> (uk', uy)
+        c, k = a[:nuc], a[nuc : nuc + nuk]
+        r, x = a[nuc + nuk : nuc + nuk + len(res_avals)], a[nuc + nuk + len(res_avals) :]
+        return run(rest, *r, *c, *k, *x)
+
+    u_avals = [aval_of(x) for x in uc + uk]
+    ux_avals = [ShapedArray(aval_of(x).shape[1:], aval_of(x).dtype) for x in ux]
+    lin_prog = closed(lin_body, u_avals + list(res_avals) + ux_avals)
+    staged = StagingTrace.process_primitive(
+        trace,
+        scan_p,
+        [*uc, *uk, *res_stacked, *ux],
+        {"body": lin_prog, "counts": (nuc, nuk), "length": length, "reverse": reverse},
+    )
+    staged_carry, staged_ys = iter(staged[:nuk]), iter(staged[nuk:])
+    kc_iter, ky_iter = iter(known_carry), iter(known_ys)
+    carry_out = [next(staged_carry) if u else next(kc_iter) for u in k_uk]
+    ys_out = [next(staged_ys) if u else next(ky_iter) for u in out_uk[nk:]]
+    return carry_out + ys_out
+
+
+def _scan_transpose(cts, *ops, body, counts, length, reverse):
+    consts, carry, xs = _scan_split(ops, counts)
+    nk = len(carry)
+    c_lin = [type(c) is UndefPrimal for c in consts]
+    x_lin = [type(x) is UndefPrimal for x in xs]
+    nl_consts = [c for c, lin in zip(consts, c_lin, strict=True) if not lin]
+    nl_xs = [x for x, lin in zip(xs, x_lin, strict=True) if not lin]
+    lin_c_avals = [c.aval for c, lin in zip(consts, c_lin, strict=True) if lin]
+    cts = [instantiate(c) for c in cts]
+    ct_carry, ct_ys = cts[:nk], cts[nk:]
+    jaxpr = body.jaxpr
+    cv, kv, xv = _scan_split(jaxpr.invars, counts)
+    nl_vars = [v for v, lin in zip(cv, c_lin, strict=True) if not lin] + [
+        v for v, lin in zip(xv, x_lin, strict=True) if not lin
+    ]
+    lin_vars = (
+        [v for v, lin in zip(cv, c_lin, strict=True) if lin]
+        + list(kv)
+        + [v for v, lin in zip(xv, x_lin, strict=True) if lin]
+    )
+    program = Jaxpr(jaxpr.constvars + nl_vars, lin_vars, jaxpr.eqns, jaxpr.outvars)
+    n_nlc, n_lc, n_nlx = len(nl_consts), len(lin_c_avals), len(nl_xs)
+
+    def step(*a):  # (nl consts, acc, ct_carry, nl x_i, ct_y_i) -> (acc', ct_carry', ct_x_i)
+        nlc, acc = a[:n_nlc], a[n_nlc : n_nlc + n_lc]
+        ctk = a[n_nlc + n_lc : n_nlc + n_lc + nk]
+        nlx, cty = a[n_nlc + n_lc + nk : n_nlc + n_lc + nk + n_nlx], a[n_nlc + n_lc + nk + n_nlx :]
+        out = [
+            instantiate(c)
+            for c in backward_pass(
+                program,
+                list(body.consts) + list(nlc) + list(nlx),
+                list(ctk) + list(cty),
+                mixed=True,
+            )
+        ]
+        new_acc = [ew.add(a_, b) for a_, b in zip(acc, out[:n_lc], strict=True)]
+        return new_acc + out[n_lc : n_lc + nk] + out[n_lc + nk :]
+
+    avals = (
+        [aval_of(c) for c in nl_consts]
+        + lin_c_avals
+        + [aval_of(c) for c in ct_carry]
+        + [ShapedArray(aval_of(x).shape[1:], aval_of(x).dtype) for x in nl_xs]
+        + [ShapedArray(aval_of(c).shape[1:], aval_of(c).dtype) for c in ct_ys]
+    )
+    zeros = [full(a.shape, 0, a.dtype) for a in lin_c_avals]
+    outs = scan_p.bind(
+        *nl_consts,
+        *zeros,
+        *ct_carry,
+        *nl_xs,
+        *ct_ys,
+        body=closed(step, avals),
+        counts=(n_nlc, n_lc + nk),
+        length=length,
+        reverse=not reverse,
+    )
+    ct_lin_c, ct_k, ct_lin_x = outs[:n_lc], outs[n_lc : n_lc + nk], outs[n_lc + nk :]
+    ci, xi = iter(ct_lin_c), iter(ct_lin_x)
+    return (
+        [next(ci) if lin else None for lin in c_lin]
+        + list(ct_k)
+        + [next(xi) if lin else None for lin in x_lin]
+    )
+
+
+scan_p.impl = _scan_impl
+scan_p.abstract_eval = _scan_abstract_eval
+scan_p.jvp = _scan_jvp
+scan_p.batch = _scan_batch
+scan_p.partial_eval = _scan_partial_eval
+scan_p.transpose = _scan_transpose
+
+
+def staged_scan(body_fun: Callable, carry: list, xs: list, length: int, reverse: bool):
+    """Bind scan on flat carry/xs, staging body (carry..., x...) -> (carry..., y...)."""
+    c_avals = [aval_of(c) for c in carry]
+    x_avals = [ShapedArray(aval_of(x).shape[1:], aval_of(x).dtype) for x in xs]
+    jaxpr, consts = stage(body_fun, c_avals + x_avals)
+    out_c = jaxpr.out_avals[: len(carry)]
+    if out_c != c_avals:
+        raise TypeError(
+            "lax.scan: f must return a carry of the structure, shapes and dtypes of init: got ("
+            + ", ".join(a.str_short() for a in out_c)
+            + ") for ("
+            + ", ".join(a.str_short() for a in c_avals)
+            + ")"
+        )
+    (prog,), consts = convert_closures([(jaxpr, consts)])
+    return scan_p.bind(
+        *consts,
+        *carry,
+        *xs,
+        body=prog,
+        counts=(len(consts), len(carry)),
+        length=length,
+        reverse=reverse,
+    )
