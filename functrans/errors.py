@@ -67,3 +67,12 @@ class NonFiniteError(FunctransError, ValueError, FloatingPointError):
 
 class JaxprTypeError(FunctransError, TypeError):
     """A staged program failed the type checker (an internal invariant, or a hand-built program)."""
+
+
+def nonlinear_error(name: str) -> NonLinearError:
+    return NonLinearError(
+        f"reverse mode: primitive '{name}' was applied to a value that depends linearly on the "
+        f"differentiated input, but '{name}' is not linear in that operand, so it cannot be "
+        "transposed. This happens when a custom JVP rule applies a non-linear operation to a "
+        "tangent; tangents may only be scaled, added, reshaped or contracted."
+    )

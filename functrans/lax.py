@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from functrans import tree_util
+from functrans.control_flow import ops
 from functrans.core import Tracer
 from functrans.errors import BatchingError, ConcretizationError
 from functrans.interpreters.batching import BatchTracer
@@ -42,17 +43,13 @@ def _concrete(x: Any, construct: str) -> Any:
 
 def _any_lane(p: Any) -> bool:
     """Whether a batched boolean is true in any lane (reducing over every enclosing vmap)."""
-    import functrans.numpy as fnp
-
     while isinstance(p, BatchTracer):
-        p = fnp.any(p.val, axis=p.batch_dim)
+        p = ops.any_along(p.val, p.batch_dim)
     return bool(p)
 
 
 def _select(pred: Any, on_true: Any, on_false: Any) -> Any:
-    import functrans.numpy as fnp
-
-    return tree_util.tree_map(lambda t, f: fnp.where(pred, t, f), on_true, on_false)
+    return tree_util.tree_map(lambda t, f: ops.where(pred, t, f), on_true, on_false)
 
 
 def cond(pred: Any, true_fun: Callable, false_fun: Callable, *operands: Any) -> Any:
@@ -80,7 +77,6 @@ def cond(pred: Any, true_fun: Callable, false_fun: Callable, *operands: Any) -> 
 
 def _staged(branches: Sequence[Callable], index: Any, operands: tuple) -> Any:
     """cond/switch on a traced index: stage every branch as a program (functrans.control_flow)."""
-    import functrans.numpy as fnp
     from functrans.control_flow import staged_cond
 
     flat, in_tree = tree_util.tree_flatten(operands)
@@ -95,8 +91,9 @@ def _staged(branches: Sequence[Callable], index: Any, operands: tuple) -> Any:
 
         return call
 
-    index = fnp.astype(index, np.int64)
-    outs = staged_cond(index, [flat_branch(b) for b in branches], [fnp.asarray(x) for x in flat])
+    outs = staged_cond(
+        ops.as_int(index), [flat_branch(b) for b in branches], [ops.as_array(x) for x in flat]
+    )
     return tree_util.tree_unflatten(store["out_tree"], outs)
 
 
@@ -107,8 +104,6 @@ def switch(index: Any, branches: Sequence[Callable], *operands: Any) -> Any:
       >>> switch(1, [lambda x: x, lambda x: 2 * x], 3.0)
       6.0
     """
-    import functrans.numpy as fnp
-
     n = len(branches)
     if n == 0:
         raise ValueError("lax.switch needs at least one branch")
@@ -117,11 +112,11 @@ def switch(index: Any, branches: Sequence[Callable], *operands: Any) -> Any:
         return _staged(branches, index, operands)
     if i is not _BATCHED:
         return branches[min(max(int(i), 0), n - 1)](*operands)
-    clamped = fnp.clip(index, 0, n - 1)
+    clamped = ops.clip_index(index, n)
     outs = [b(*operands) for b in branches]
     result = outs[-1]
     for k in range(n - 2, -1, -1):
-        result = _select(fnp.equal(clamped, k), outs[k], result)
+        result = _select(ops.equal_int(clamped, k), outs[k], result)
     return result
 
 
@@ -154,7 +149,6 @@ def while_loop(cond_fun: Callable, body_fun: Callable, init_val: Any) -> Any:
 
 def _staged_while(cond_fun: Callable, body_fun: Callable, val: Any) -> Any:
     """while_loop on a traced predicate: stage cond and body (functrans.control_flow)."""
-    import functrans.numpy as fnp
     from functrans.control_flow import staged_while
 
     flat, tree = tree_util.tree_flatten(val)
@@ -172,7 +166,7 @@ def _staged_while(cond_fun: Callable, body_fun: Callable, val: Any) -> Any:
             )
         return leaves
 
-    outs = staged_while(flat_cond, flat_body, [fnp.asarray(x) for x in flat])
+    outs = staged_while(flat_cond, flat_body, [ops.as_array(x) for x in flat])
     return tree_util.tree_unflatten(tree, outs)
 
 
@@ -185,13 +179,12 @@ def fori_loop(lower: Any, upper: Any, body_fun: Callable, init_val: Any) -> Any:
     """
     lo, hi = _concrete(lower, "fori_loop"), _concrete(upper, "fori_loop")
     if any(b is _BATCHED or b is _STAGED for b in (lo, hi)):
-        import functrans.numpy as fnp
 
         def body(state):
             i, v = state
             return i + 1, body_fun(i, v)
 
-        return while_loop(lambda s: fnp.less(s[0], upper), body, (lower, init_val))[1]
+        return while_loop(lambda s: ops.less(s[0], upper), body, (lower, init_val))[1]
     val = init_val
     for i in range(int(lo), int(hi)):
         val = body_fun(i, val)
@@ -218,7 +211,6 @@ def scan(
       >>> scan(lambda c, x: (c + x, c), 0.0, np.arange(3.0))
       (3.0, array([0., 0., 1.]))
     """
-    import functrans.numpy as fnp
 
     leaves = tree_util.tree_leaves(xs)
     lengths = {np.shape(x)[0] if np.ndim(x) else None for x in leaves}
@@ -244,7 +236,7 @@ def scan(
         ys.reverse()
     if not ys or ys[0] is None:
         return carry, None
-    return carry, tree_util.tree_map(lambda *ys_: fnp.stack(ys_), *ys)
+    return carry, tree_util.tree_map(lambda *ys_: ops.stack(ys_), *ys)
 
 
 def _staging() -> bool:
@@ -261,7 +253,6 @@ def _staging() -> bool:
 
 
 def _staged_scan(f: Callable, init: Any, xs: Any, n: int, reverse: bool) -> tuple[Any, Any]:
-    import functrans.numpy as fnp
     from functrans.control_flow import staged_scan
 
     carry_flat, carry_tree = tree_util.tree_flatten(init)
@@ -286,7 +277,7 @@ def _staged_scan(f: Callable, init: Any, xs: Any, n: int, reverse: bool) -> tupl
         return c_leaves + y_leaves
 
     outs = staged_scan(
-        body, [fnp.asarray(c) for c in carry_flat], [fnp.asarray(x) for x in xs_flat], n, reverse
+        body, [ops.as_array(c) for c in carry_flat], [ops.as_array(x) for x in xs_flat], n, reverse
     )
     carry = tree_util.tree_unflatten(carry_tree, outs[: len(carry_flat)])
     ys = tree_util.tree_unflatten(store["y_tree"], outs[len(carry_flat) :])

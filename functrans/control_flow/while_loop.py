@@ -7,6 +7,7 @@ from typing import Any
 
 import numpy as np
 
+from functrans.control_flow import ops
 from functrans.control_flow.programs import (
     batch_program,
     closed,
@@ -85,8 +86,6 @@ def _while_jvp(primals, tangents, *, cond, body, counts):
 
 
 def _while_batch(vals, dims, *, cond, body, counts):
-    from functrans import numpy as fnp
-
     size = batch_size(vals, dims)
     cc, bc, carry = _split3(vals, counts)
     cd, bd, _ = _split3(dims, counts)
@@ -101,16 +100,13 @@ def _while_batch(vals, dims, *, cond, body, counts):
     nc = len(cc)
 
     def any_lane(*xs):  # (cc, carry)
-        return [fnp.any(run(cond_b, *xs)[0])]
+        return [ops.any_along(run(cond_b, *xs)[0], 0)]
 
     def step(*xs):  # (cc, bc, carry): finished lanes keep their values
         c, b, k = xs[:nc], xs[nc : nc + len(bc)], xs[nc + len(bc) :]
         go = run(cond_b, *c, *k)[0]
         new = run(body_b, *b, *k)
-        return [
-            fnp.where(fnp.reshape(go, (size,) + (1,) * (fnp.ndim(o) - 1)), o, old)
-            for o, old in zip(new, k, strict=True)
-        ]
+        return [ops.where(go, o, old) for o, old in zip(new, k, strict=True)]
 
     avals_c = [aval_of(x) for x in cc]
     avals_b = [aval_of(x) for x in bc]
@@ -212,16 +208,7 @@ def _tape_list(tape) -> list:
     return tape.flat[0]
 
 
-def _lanes(active, x):
-    """`active` (one bool per lane, axis 0) broadcast against x."""
-    from functrans import numpy as fnp
-
-    return fnp.reshape(active, (aval_of(active).shape[0],) + (1,) * (aval_of(x).ndim - 1))
-
-
 def _while_tape_impl(*operands, cond, body, counts, n_res, mask_size):
-    from functrans import numpy as fnp
-
     cc, bc, carry = _split3(operands, counts)
     tape = []
     while True:
@@ -231,7 +218,7 @@ def _while_tape_impl(*operands, cond, body, counts, n_res, mask_size):
         outs = run(body, *bc, *carry)
         new, res = outs[: len(carry)], outs[len(carry) :]
         if mask_size:  # finished lanes keep their carries; the step records which lanes ran
-            new = [fnp.where(_lanes(active, o), o, c) for o, c in zip(new, carry, strict=True)]
+            new = [ops.where(active, o, c) for o, c in zip(new, carry, strict=True)]
             res = [active] + list(res)
         carry = new
         tape.append(res)
@@ -270,17 +257,12 @@ def _while_tape_batch(vals, dims, *, cond, body, counts, n_res, mask_size):
 
 
 def _while_lin_impl(tape, *operands, body, n_consts, n_res, mask_size):
-    from functrans import numpy as fnp
-
     consts, tangents = list(operands[:n_consts]), list(operands[n_consts:])
     for step in _tape_list(tape):
         if mask_size:
             active, res = step[0], step[1:]
             new = run(body, *res, *consts, *tangents)
-            tangents = [
-                fnp.where(_lanes(active, t), t_new, t)
-                for t_new, t in zip(new, tangents, strict=True)
-            ]
+            tangents = [ops.where(active, t_new, t) for t_new, t in zip(new, tangents, strict=True)]
         else:
             tangents = run(body, *step, *consts, *tangents)
     return tangents
@@ -343,8 +325,6 @@ def _while_lin_transpose(cts, tape, *operands, body, n_consts, n_res, mask_size)
 
 
 def _while_lin_t_impl(tape, *cts, body, n_consts, n_res, const_avals, carry_avals, mask_size):
-    from functrans import numpy as fnp
-
     jaxpr = body.jaxpr
     res_vars, lin_vars = jaxpr.invars[:n_res], jaxpr.invars[n_res:]
     program = Jaxpr(jaxpr.constvars + res_vars, lin_vars, jaxpr.eqns, jaxpr.outvars)
@@ -353,7 +333,7 @@ def _while_lin_t_impl(tape, *cts, body, n_consts, n_res, const_avals, carry_aval
     for step in reversed(_tape_list(tape)):
         if mask_size:  # lanes that had finished passed their cotangent through unchanged
             active, res = step[0], step[1:]
-            into = [fnp.where(_lanes(active, c), c, 0.0 * c) for c in carry_cts]
+            into = [ops.where(active, c, ops.zeros_like(c)) for c in carry_cts]
         else:
             res, into = step, carry_cts
         out = [
@@ -363,7 +343,7 @@ def _while_lin_t_impl(tape, *cts, body, n_consts, n_res, const_avals, carry_aval
         const_cts = [a + b for a, b in zip(const_cts, out[:n_consts], strict=True)]
         if mask_size:
             carry_cts = [
-                ct_prev + fnp.where(_lanes(active, c), 0.0 * c, c)
+                ct_prev + ops.where(active, ops.zeros_like(c), c)
                 for ct_prev, c in zip(out[n_consts:], carry_cts, strict=True)
             ]
         else:

@@ -14,7 +14,7 @@ from typing import Any
 
 from functrans import core
 from functrans.core import UndefPrimal, Zero
-from functrans.errors import NonLinearError
+from functrans.errors import nonlinear_error
 from functrans.ir import Jaxpr, Literal, Var
 from functrans.primitives import add_p
 
@@ -85,12 +85,3 @@ def backward_pass(
 def _pop_ct(ct_env: dict, v: Var) -> Any:
     ct = ct_env.pop(v, None)
     return Zero(v.aval) if ct is None else ct
-
-
-def nonlinear_error(name: str) -> NonLinearError:
-    return NonLinearError(
-        f"reverse mode: primitive '{name}' was applied to a value that depends linearly on the "
-        f"differentiated input, but '{name}' is not linear in that operand, so it cannot be "
-        "transposed. This happens when a custom JVP rule applies a non-linear operation to a "
-        "tangent; tangents may only be scaled, added, reshaped or contracted."
-    )

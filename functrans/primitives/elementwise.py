@@ -25,6 +25,7 @@ from functrans.core import (
     is_float_dtype,
     is_undefined,
 )
+from functrans.errors import nonlinear_error
 from functrans.primitives.base import batch_size, check_same_avals, require_linear
 from functrans.primitives.structural import bdim_to, full, full_like, linear_jvp, zeros
 
@@ -236,8 +237,6 @@ def _div_transpose(ct, x, y):
 
 
 def raise_nonlinear_div():
-    from functrans.interpreters.transpose import nonlinear_error
-
     raise nonlinear_error("div (in its denominator)")
 
 

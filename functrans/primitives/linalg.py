@@ -17,7 +17,7 @@ from __future__ import annotations
 import numpy as np
 
 from functrans.core import Primitive, ShapedArray, Zero, aval_of, is_undefined
-from functrans.errors import NotSupportedError
+from functrans.errors import NotSupportedError, nonlinear_error
 from functrans.primitives import elementwise as ew
 from functrans.primitives.dot import dot_general
 from functrans.primitives.structural import (
@@ -249,8 +249,6 @@ def _triangular_solve_transpose(ct, a, b, *, lower, transpose_a, unit_diagonal):
 
 
 def raise_nonlinear(what: str):
-    from functrans.interpreters.transpose import nonlinear_error
-
     raise nonlinear_error(what)
 
 
