@@ -713,6 +713,4 @@ def test_jacfwd_of_complex_inputs_needs_holomorphic():
     np.testing.assert_allclose(ft.jacfwd(lambda z: z**2, holomorphic=True)(z), np.diag(2 * z))
     np.testing.assert_allclose(ft.jacrev(lambda z: z**2)(z), np.diag(2 * z))
     # jacobian picks reverse mode for complex inputs: the convention of grad
-    np.testing.assert_allclose(
-        ft.jacobian(lambda z: fnp.abs(z) ** 2)(z), np.diag(2 * np.conj(z))
-    )
+    np.testing.assert_allclose(ft.jacobian(lambda z: fnp.abs(z) ** 2)(z), np.diag(2 * np.conj(z)))

@@ -19,8 +19,9 @@ def _pycon_blocks(text: str) -> str:
     return "\n".join(re.findall(r"```pycon\n(.*?)```", text, flags=re.S))
 
 
-@pytest.mark.parametrize("path", [p for p in DOCS if "```pycon" in p.read_text()],
-                         ids=lambda p: p.name)
+@pytest.mark.parametrize(
+    "path", [p for p in DOCS if "```pycon" in p.read_text()], ids=lambda p: p.name
+)
 def test_markdown_examples(path):
     source = _pycon_blocks(path.read_text())
     parser = doctest.DocTestParser()

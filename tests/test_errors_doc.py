@@ -171,9 +171,9 @@ TRIGGERS = {
         lambda x: x * x, 1.0
     )(1.0),
     ("MissingRuleError", "`grad` through a primitive with no JVP rule"): _missing_jvp,
-    ("NotSupportedError", "the gradient through the full U of a non-square `svd`"): lambda: (
-        ft.grad(lambda a: fnp.linalg.svd(a)[1].sum())(np.ones((3, 2)))
-    ),
+    ("NotSupportedError", "the gradient through the full U of a non-square `svd`"): lambda: ft.grad(
+        lambda a: fnp.linalg.svd(a)[1].sum()
+    )(np.ones((3, 2))),
     ("NonFiniteError", "`log(0)` inside `grad` with `debug_nans` on"): _debug_nans_log,
     ("JaxprTypeError", "equations of a traced program put in the wrong order"): _reordered_program,
     ("TypeError", "in-place assignment into a traced array"): lambda: ft.grad(_in_place)(
