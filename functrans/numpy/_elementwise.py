@@ -201,8 +201,13 @@ def remainder(x, y):
 mod = remainder
 
 
+def _bool_as_int8(x):
+    """NumPy computes arithmetic ufuncs of booleans in int8."""
+    return _cast(x, np.int8) if aval_of(x).dtype == bool else x
+
+
 def reciprocal(x):
-    x = asarray(x)
+    x = _bool_as_int8(asarray(x))
     if aval_of(x).dtype.kind not in "fc":
         # NumPy's integer reciprocal is C integer division 1 / x
         dtype = aval_of(x).dtype
@@ -212,7 +217,7 @@ def reciprocal(x):
 
 
 def square(x):
-    return ew.integer_pow(asarray(x), y=2)
+    return ew.integer_pow(_bool_as_int8(asarray(x)), y=2)
 
 
 def power(x, y):
