@@ -61,6 +61,7 @@ class JVPTrace(Trace):
         primals = []
         tangents = []
         differentiating = False
+        foreign = False
         for x in args:
             if type(x) is JVPTracer and x._trace is self:
                 primals.append(x.primal)
@@ -71,11 +72,13 @@ class JVPTrace(Trace):
                     self.check_foreign(x)
                 primals.append(x)
                 tangents.append(None)
+                foreign = True
         if not differentiating:
             return self.forward(prim, primals, params)
         token = _current_trace.set(self.parent)
         try:
-            tangents = [Zero(aval_of(p)) if t is None else t for p, t in zip(primals, tangents)]
+            if foreign:  # values from outside this trace have zero tangents
+                tangents = [Zero(aval_of(p)) if t is None else t for p, t in zip(primals, tangents)]
             primal_out, tangent_out = prim.jvp(primals, tangents, **params)
         finally:
             _current_trace.reset(token)

@@ -60,7 +60,10 @@ class StagingTrace(Trace):
         return v
 
     def process_primitive(self, prim, args, params):
-        inputs = [self.to_atom(x) for x in args]
+        inputs = [
+            x.ir_var if type(x) is StagingTracer and x._trace is self else self.to_atom(x)
+            for x in args
+        ]
         out = prim.abstract_eval(*[a.aval for a in inputs], **params)
         outputs = [Var(a) for a in out] if prim.multiple_results else [Var(out)]
         eqn = Eqn(prim, inputs, params, outputs)

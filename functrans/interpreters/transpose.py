@@ -65,10 +65,11 @@ def backward_pass(
             else:
                 val = known.get(a, UndefPrimal)
                 args.append(UndefPrimal(a.aval) if val is UndefPrimal else val)
-        if not eqn.prim.has_rule("transpose"):
+        transpose = eqn.prim.transpose
+        if getattr(transpose, "missing", False):
             raise nonlinear_error(eqn.prim.name)
         if core.output_check is None:
-            cts_in = eqn.prim.transpose(ct, *args, **eqn.params)
+            cts_in = transpose(ct, *args, **eqn.params)
         else:  # debugging: non-finite values are reported against the equation being transposed
             token = core.debug_eqn.set(eqn)
             try:
