@@ -129,16 +129,14 @@ class Jitted:
         return Lowered(traced, simple, simple_consts, store["out_tree"])
 
     def __call__(self, *args, **kwargs):
+        sig = None
         if not kwargs and _current_trace.get() is eval_trace and core.output_check is None:
-            # Fast path: positional arrays and floats only, no static arguments. The signature
-            # is then just each argument's type, shape and dtype.
-            try:
-                sig = tuple([(type(a), a.shape, a.dtype) for a in args])
-            except AttributeError:
-                sig = None
+            # Fast path: positional arrays and Python scalars only, no static arguments. The
+            # signature is then just each argument's type (and shape and dtype for arrays).
+            sig = _fast_signature(args)
             run = self._fast.get(sig) if sig is not None else None
             if run is not None:
-                return run(args)
+                return run([np.asarray(a) if type(a) in _PY_SCALARS else a for a in args])
         lowered, leaves = self._lower(args, kwargs)
         if _current_trace.get() is eval_trace and core.output_check is None:
             run = self._runner(lowered)
@@ -179,6 +177,22 @@ class Jitted:
     def cache_size(self) -> int:
         """How many input signatures have a staged program."""
         return len(self._cache)
+
+
+_PY_SCALARS = (float, int, bool, complex)
+
+
+def _fast_signature(args: tuple) -> tuple | None:
+    sig = []
+    for a in args:
+        t = type(a)
+        if t in _PY_SCALARS:
+            sig.append(t)
+        elif t is np.ndarray or isinstance(a, np.generic):
+            sig.append((t, a.shape, a.dtype))
+        else:
+            return None
+    return tuple(sig)
 
 
 def _name(fun) -> str:
