@@ -20,7 +20,7 @@ from functrans.control_flow.programs import (
 from functrans.core import Primitive, ShapedArray, UndefPrimal, aval_of, instantiate
 from functrans.interpreters.staging import StagingTrace
 from functrans.interpreters.transpose import backward_pass
-from functrans.ir import ClosedJaxpr, Jaxpr, Var
+from functrans.ir import ClosedJaxpr, Jaxpr
 from functrans.primitives import bdim_to
 from functrans.primitives.base import batch_size
 
@@ -166,7 +166,8 @@ def _while_partial_eval(trace, args, *, cond, body, counts):
         full_carry = [None] * n
         for i, x in zip(known_idx, xs[len(cc) :], strict=True):
             full_carry[i] = x
-        return _run_partial(cond, list(xs[: len(cc)]) + full_carry)
+        # unknown carries are bound to None: the condition never reads them
+        return run(cond, *xs[: len(cc)], *full_carry)
 
     known_cond_p = closed(known_cond, [aval_of(x) for x in cc] + [aval_of(x) for x in kc])
     outs = trace.forward(
@@ -189,18 +190,6 @@ def _while_partial_eval(trace, args, *, cond, body, counts):
     )
     ki, ui = iter(known_final), iter(staged)
     return [next(ui) if u else next(ki) for u in carry_uk]
-
-
-def _run_partial(program: ClosedJaxpr, args: list) -> list:
-    """Evaluate a program whose unread inputs may be None."""
-    env = dict(zip(program.jaxpr.constvars, program.consts, strict=True))
-    env.update((v, a) for v, a in zip(program.jaxpr.invars, args, strict=True) if a is not None)
-    for eqn in program.jaxpr.eqns:
-        outs = eqn.prim.bind(
-            *[env[a] if type(a) is Var else a.val for a in eqn.inputs], **eqn.params
-        )
-        env.update(zip(eqn.outputs, outs if eqn.prim.multiple_results else [outs], strict=True))
-    return [env[a] if type(a) is Var else a.val for a in program.jaxpr.outvars]
 
 
 def _tape_list(tape) -> list:
