@@ -26,6 +26,7 @@ from functrans.errors import (
     LeakedTracerError,
     MissingRuleError,
     TracerArrayConversionError,
+    nonlinear_error,
 )
 
 # ---------------------------------------------------------------------------------------------
@@ -194,7 +195,7 @@ class Primitive:
         self.impl = self._missing_rule("evaluation (impl)")
         self.abstract_eval = self._missing_rule("abstract evaluation")
         self.jvp = self._missing_rule("differentiation (jvp)")
-        self.transpose = self._missing_rule("transposition (reverse mode)")
+        self.transpose = self._missing_transpose()
         self.batch = self._missing_rule("batching (vmap)")
         # Higher-order primitives may split themselves into a part computed now and a staged
         # part: (trace, args, params) -> outputs. None: stage the whole equation when any input
@@ -208,6 +209,15 @@ class Primitive:
                 f"applied through '{self.name}'. Use a differentiable alternative or wrap the "
                 "computation with functrans.stop_gradient."
             )
+
+        missing.missing = True
+        return missing
+
+    def _missing_transpose(self) -> Callable:
+        # Transposition only meets a primitive applied to a linear value, so a primitive without
+        # the rule was applied to one in a non-linear way.
+        def missing(*args, **params):
+            raise nonlinear_error(self.name)
 
         missing.missing = True
         return missing

@@ -12,13 +12,14 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from functrans import tree_util
+from functrans import core, tree_util
 from functrans.core import (
     ShapedArray,
     Tracer,
     Zero,
     _current_trace,
     aval_of,
+    eval_trace,
     instantiate,
     transform_scope,
 )
@@ -37,8 +38,10 @@ class PartialEvalTrace(StagingTrace):
                 if type(x) is StagingTracer and x._trace is self:
                     if prim.partial_eval is not None:
                         return prim.partial_eval(self, args, **params)
-                    return StagingTrace.process_primitive(self, prim, args, params)
+                    return self.stage(prim, args, params)
                 self.check_foreign(x)
+        if self.parent is eval_trace and core.output_check is None:  # the eager hot path
+            return prim.impl(*args, **params)
         return self.forward(prim, args, params)
 
     def is_known(self, x: Any) -> bool:

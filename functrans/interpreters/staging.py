@@ -60,19 +60,28 @@ class StagingTrace(Trace):
         return v
 
     def process_primitive(self, prim, args, params):
-        inputs = [
-            x.ir_var if type(x) is StagingTracer and x._trace is self else self.to_atom(x)
-            for x in args
-        ]
-        out = prim.abstract_eval(*[a.aval for a in inputs], **params)
-        outputs = [Var(a) for a in out] if prim.multiple_results else [Var(out)]
+        return self.stage(prim, args, params)
+
+    def stage(self, prim, args, params):
+        """Record `prim(*args)` as an equation and return tracers of its outputs (hot path)."""
+        inputs = []
+        avals = []
+        for x in args:
+            a = x.ir_var if type(x) is StagingTracer and x._trace is self else self.to_atom(x)
+            inputs.append(a)
+            avals.append(a.aval)
+        out = prim.abstract_eval(*avals, **params)
+        if prim.multiple_results:
+            outputs = [Var(a) for a in out]
+            tracers = [StagingTracer(self, v) for v in outputs]
+        else:
+            outputs = [Var(out)]
+            tracers = StagingTracer(self, outputs[0])
         eqn = Eqn(prim, inputs, params, outputs)
         if core.output_check is not None:  # debugging: remember the user's line for errors
             eqn.source = user_location()
         self.eqns.append(eqn)
-        if prim.multiple_results:
-            return [StagingTracer(self, v) for v in outputs]
-        return StagingTracer(self, outputs[0])
+        return tracers
 
     def to_jaxpr(self, outs: Sequence[Any]) -> tuple[Jaxpr, list[Any]]:
         outvars = [self.to_atom(x) for x in outs]

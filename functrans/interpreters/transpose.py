@@ -14,7 +14,6 @@ from typing import Any
 
 from functrans import core
 from functrans.core import UndefPrimal, Zero
-from functrans.errors import nonlinear_error
 from functrans.ir import Jaxpr, Literal, Var
 from functrans.primitives import add_p
 
@@ -40,16 +39,17 @@ def backward_pass(
                 outs = outs if eqn.prim.multiple_results else [outs]
                 known.update(zip(eqn.outputs, outs, strict=True))
 
-    def accumulate(v: Var, ct: Any) -> None:
-        old = ct_env.get(v)
-        ct_env[v] = ct if old is None else add_p.bind(old, ct)
+    add = add_p.bind
 
     for v, ct in zip(jaxpr.outvars, cts_out, strict=True):
         if type(ct) is not Zero and type(v) is Var and v not in known:
-            accumulate(v, ct)
+            old = ct_env.get(v)
+            ct_env[v] = ct if old is None else add(old, ct)
 
+    checking = core.output_check is not None
     for eqn in reversed(eqns):
-        if eqn.prim.multiple_results:
+        prim = eqn.prim
+        if prim.multiple_results:
             cts = [ct_env.pop(v, None) for v in eqn.outputs]
             if all(ct is None for ct in cts):
                 continue
@@ -65,20 +65,18 @@ def backward_pass(
             else:
                 val = known.get(a, UndefPrimal)
                 args.append(UndefPrimal(a.aval) if val is UndefPrimal else val)
-        transpose = eqn.prim.transpose
-        if getattr(transpose, "missing", False):
-            raise nonlinear_error(eqn.prim.name)
-        if core.output_check is None:
-            cts_in = transpose(ct, *args, **eqn.params)
+        if not checking:
+            cts_in = prim.transpose(ct, *args, **eqn.params)
         else:  # debugging: non-finite values are reported against the equation being transposed
             token = core.debug_eqn.set(eqn)
             try:
-                cts_in = eqn.prim.transpose(ct, *args, **eqn.params)
+                cts_in = prim.transpose(ct, *args, **eqn.params)
             finally:
                 core.debug_eqn.reset(token)
-        for a, arg, ct_a in zip(eqn.inputs, args, cts_in, strict=True):
-            if ct_a is not None and type(ct_a) is not Zero and type(arg) is UndefPrimal:
-                accumulate(a, ct_a)
+        for a, arg, ct_a in zip(eqn.inputs, args, cts_in):
+            if ct_a is not None and type(arg) is UndefPrimal and type(ct_a) is not Zero:
+                old = ct_env.get(a)
+                ct_env[a] = ct_a if old is None else add(old, ct_a)
 
     return [_pop_ct(ct_env, v) for v in jaxpr.invars]
 

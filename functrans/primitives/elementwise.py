@@ -11,6 +11,7 @@ promotes first). Each primitive is declared once, with all its rules, in one blo
 
 from __future__ import annotations
 
+import operator
 from collections.abc import Callable
 from typing import Any
 
@@ -152,8 +153,29 @@ def binary(
 
 # ---------------------------------------------------------------------------------------------
 # Linear and bilinear arithmetic
+#
+# NumPy's ufunc call costs about 1 µs on scalars, the operator 0.06 µs, with the same result for
+# NumPy operands. Two Python scalars (a Literal pair) go through the ufunc, which returns a NumPy
+# value and follows NumPy's rules (1.0 / 0.0 is inf, not ZeroDivisionError).
 
-neg_p = unary("neg", np.negative)
+_PY_SCALAR_TYPES = frozenset((bool, int, float, complex))
+
+
+def _operator_impl(op: Callable, ufunc: np.ufunc) -> Callable:
+    def impl(x, y):
+        if type(x) in _PY_SCALAR_TYPES and type(y) in _PY_SCALAR_TYPES:
+            return ufunc(x, y)
+        return op(x, y)
+
+    impl.__name__ = ufunc.__name__
+    return impl
+
+
+def _neg_impl(x):
+    return np.negative(x) if type(x) in _PY_SCALAR_TYPES else -x
+
+
+neg_p = unary("neg", _neg_impl)
 neg_p.jvp = linear_jvp(neg_p)
 neg_p.transpose = lambda ct, x: [neg(ct)]
 
@@ -162,7 +184,7 @@ def neg(x):
     return neg_p.bind(x)
 
 
-add_p = binary("add", np.add)
+add_p = binary("add", _operator_impl(operator.add, np.add))
 
 
 def _add_jvp(primals, tangents):
@@ -184,7 +206,7 @@ def add(x, y):
     return add_p.bind(x, y)
 
 
-sub_p = binary("sub", np.subtract)
+sub_p = binary("sub", _operator_impl(operator.sub, np.subtract))
 
 
 def _sub_jvp(primals, tangents):
@@ -206,12 +228,17 @@ def sub(x, y):
     return sub_p.bind(x, y)
 
 
-mul_p = binary("mul", np.multiply, derivs=(lambda x, y, out: y, lambda x, y, out: x))
+mul_p = binary(
+    "mul",
+    _operator_impl(operator.mul, np.multiply),
+    derivs=(lambda x, y, out: y, lambda x, y, out: x),
+)
 
 
 def _mul_transpose(ct, x, y):
     if type(x) is UndefPrimal:
-        require_linear("mul", x, y)
+        if type(y) is UndefPrimal:
+            require_linear("mul", x, y)
         return [mul(ct, y), None]
     return [None, mul(x, ct)]
 
@@ -225,7 +252,7 @@ def mul(x, y):
 
 div_p = binary(
     "div",
-    np.true_divide,
+    _operator_impl(operator.truediv, np.true_divide),
     derivs=(lambda x, y, out: div(full_like(y, 1), y), lambda x, y, out: neg(div(out, y))),
 )
 

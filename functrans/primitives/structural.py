@@ -117,6 +117,8 @@ def broadcast_in_dim(x, *, shape, broadcast_dimensions):
 
 def full(shape, value, dtype) -> Any:
     """An array of `value`: a broadcast scalar (a zero-copy view when evaluated)."""
+    if not shape:  # a NumPy scalar: no equation, and the cheapest operand there is
+        return np.dtype(dtype).type(value)
     return broadcast_in_dim(np.array(value, dtype), shape=shape, broadcast_dimensions=())
 
 
