@@ -1,10 +1,13 @@
 """Code generation: a closed Jaxpr becomes straight-line Python source calling NumPy.
 
 The generated function assigns one local per equation and deletes each array as soon as its last
-use has run, so peak memory matches what the program needs. A program whose values are all
-float64/bool scalars also gets a second version on Python floats (`math.sin`, `*`, ...), which
-costs a fraction of a NumPy call per operation; where Python arithmetic would raise (division by
-zero, log of 0, overflow) the NumPy version runs instead, so results keep NumPy's semantics.
+use has run, so peak memory matches what the program needs; an elementwise equation whose
+operand is a temporary dying there (and viewed by nothing live) writes its result into that
+operand's buffer (`np.multiply(v3, v4, out=v3)`), saving an allocation and its page faults. A
+program whose values are all float64/bool scalars also gets a second version on Python floats
+(`math.sin`, `*`, ...), which costs a fraction of a NumPy call per operation; where Python
+arithmetic would raise (division by zero, log of 0, overflow) the NumPy version runs instead, so
+results keep NumPy's semantics.
 """
 
 from __future__ import annotations
@@ -100,6 +103,116 @@ def _emit_call(eqn, names_in: list[str], namespace: dict, scalar: bool) -> str:
     return f"{fn_name}({', '.join(names_in)})"
 
 
+# Elementwise primitives emitted as an operator, and the ufunc that takes an `out=` buffer.
+_OPERATOR_UFUNCS = {
+    "add": "np.add",
+    "sub": "np.subtract",
+    "mul": "np.multiply",
+    "div": "np.true_divide",
+    "neg": "np.negative",
+}
+
+
+def _ufunc_name(eqn) -> str | None:
+    """The NumPy ufunc an equation is emitted as (with no extra arguments), if any."""
+    name = eqn.prim.name
+    if name in _OPERATOR_UFUNCS:
+        return _OPERATOR_UFUNCS[name]
+    impl = eqn.prim.impl
+    if isinstance(impl, np.ufunc) and not eqn.params and impl.nout == 1:
+        return f"np.{impl.__name__}"
+    return None
+
+
+def _allocates(eqn) -> bool:
+    """Whether the equation's (array) result is a new buffer that nothing else refers to."""
+    if eqn.prim.multiple_results or not eqn.outputs[0].aval.shape:
+        return False  # 0-d results may be NumPy scalars
+    if eqn.prim.name == "integer_pow":
+        return eqn.params["y"] in (2, 3)  # emitted as x * x (* x)
+    # dot_general's impl returns a matmul/multiply/einsum result (tests/test_passes_codegen.py
+    # checks that it never returns a view of an operand)
+    return eqn.prim.name == "dot_general" or _ufunc_name(eqn) is not None
+
+
+def _in_place_targets(jaxpr: Jaxpr, last_use: dict[Var, int]) -> dict[int, Var]:
+    """For each elementwise equation that may write into a dying operand: that operand.
+
+    An operand qualifies when it was allocated by the program, has the result's shape and dtype,
+    and neither it nor any view derived from it (a reshape, transpose, ... of it) is read later
+    or returned. Views are tracked conservatively: a result of any equation that does not
+    allocate may view every one of its operands.
+    """
+    roots: dict[Var, frozenset] = {}  # the allocated buffers a variable may view
+
+    def roots_of(a) -> frozenset:
+        return roots.get(a, frozenset()) if type(a) is Var else frozenset()
+
+    fresh = set()
+    for eqn in jaxpr.eqns:
+        if _allocates(eqn):
+            (v,) = eqn.outputs
+            fresh.add(v)
+            roots[v] = frozenset((v,))
+        else:
+            viewed = frozenset().union(*map(roots_of, eqn.inputs))
+            roots.update((v, viewed) for v in eqn.outputs)
+    # the last equation that reads each buffer, through any view; returned buffers never die
+    buffer_last: dict[Var, float] = {}
+    for v, i in last_use.items():
+        for r in roots_of(v):
+            buffer_last[r] = max(buffer_last.get(r, -1), i)
+    for a in jaxpr.outvars:
+        for r in roots_of(a):
+            buffer_last[r] = math.inf
+    targets = {}
+    for i, eqn in enumerate(jaxpr.eqns):
+        if _ufunc_name(eqn) is None or not _allocates(eqn):
+            continue
+        out_aval = eqn.outputs[0].aval
+        for a in eqn.inputs:
+            if type(a) is Var and a in fresh and a.aval == out_aval and buffer_last[a] == i:
+                targets[i] = a
+                break
+    return targets
+
+
+def _compact_shapes(jaxpr: Jaxpr, namespace: dict, const_names: list[str]) -> dict[Var, tuple]:
+    """Broadcast values (broadcast_in_dim results, constants with zero strides) and their
+    compact shapes: size 1 along the broadcast axes."""
+    shapes = {}
+    for v, name in zip(jaxpr.constvars, const_names, strict=True):
+        c = namespace[name]
+        if (
+            isinstance(c, np.ndarray)
+            and c.size
+            and any(st == 0 and n > 1 for st, n in zip(c.strides, c.shape, strict=True))
+        ):
+            shapes[v] = tuple(1 if st == 0 else n for st, n in zip(c.strides, c.shape, strict=True))
+    for eqn in jaxpr.eqns:
+        if eqn.prim.name == "broadcast_in_dim":
+            (x,), (out,) = eqn.inputs, eqn.outputs
+            shape = [1] * out.aval.ndim
+            for n, d in zip(x.aval.shape, eqn.params["broadcast_dimensions"], strict=True):
+                shape[d] = n
+            shapes[out] = tuple(shape)
+    return shapes
+
+
+def _compact_uses(jaxpr: Jaxpr, compact: dict[Var, tuple]) -> set[tuple[int, int]]:
+    """(equation, operand) pairs where a broadcast operand can be passed compact: a ufunc with
+    another operand of the full result shape broadcasts it itself (NumPy's own broadcasting of
+    a size-1 axis is faster than a stride-0 view)."""
+    uses = set()
+    for i, eqn in enumerate(jaxpr.eqns):
+        if _ufunc_name(eqn) is None or eqn.prim.multiple_results:
+            continue
+        shape = eqn.outputs[0].aval.shape
+        if any(type(a) is Var and a not in compact and a.aval.shape == shape for a in eqn.inputs):
+            uses.update((i, j) for j, a in enumerate(eqn.inputs) if a in compact)
+    return uses
+
+
 def _source(jaxpr: Jaxpr, const_names: list[str], namespace: dict, scalar: bool) -> str:
     names: dict[Var, str] = {}
     for v, n in zip(jaxpr.constvars, const_names, strict=True):
@@ -130,6 +243,31 @@ def _source(jaxpr: Jaxpr, const_names: list[str], namespace: dict, scalar: bool)
             if type(a) is Var:
                 last_use[a] = i
     keep = {a for a in jaxpr.outvars if type(a) is Var} | set(jaxpr.constvars)
+    in_place = {} if scalar else _in_place_targets(jaxpr, last_use)
+    compact = {} if scalar else _compact_shapes(jaxpr, namespace, const_names)
+    compact_uses = _compact_uses(jaxpr, compact) if compact else set()
+    uses: dict[Var, list] = {}
+    for i, eqn in enumerate(jaxpr.eqns):
+        for j, a in enumerate(eqn.inputs):
+            if a in compact:
+                uses.setdefault(a, []).append((i, j))
+    # a broadcast whose every use takes it compact is emitted compact (a reshape, no stride-0
+    # view); a constant gets a compact twin for the uses that take it
+    compact_results = {
+        v for v, where in uses.items() if v not in keep and all(u in compact_uses for u in where)
+    }
+    compact_consts: dict[Var, str] = {}
+    for v in jaxpr.constvars:
+        if any(u in compact_uses for u in uses.get(v, ())):
+            compact_consts[v] = f"{names[v]}_compact"
+            full = namespace[names[v]]
+            index = tuple(slice(0, 1) if n == 1 else slice(None) for n in compact[v])
+            namespace[compact_consts[v]] = np.ascontiguousarray(full[index])
+
+    def ref_in(i: int, j: int, a) -> str:
+        if a in compact_consts and (i, j) in compact_uses:
+            return compact_consts[a]
+        return ref(a)
 
     lines = [f"def program({', '.join(args)}):"]
     if scalar:  # unbox NumPy scalars / 0-d arrays once: Python floats are far cheaper
@@ -140,7 +278,15 @@ def _source(jaxpr: Jaxpr, const_names: list[str], namespace: dict, scalar: bool)
         for v in eqn.outputs:
             names[v] = f"v{len(names)}"
             outs.append(names[v])
-        expr = _emit_call(eqn, [ref(a) for a in eqn.inputs], namespace, scalar)
+        names_in = [ref_in(i, j, a) for j, a in enumerate(eqn.inputs)]
+        if i in in_place:
+            expr = f"{_ufunc_name(eqn)}({', '.join(names_in)}, out={ref(in_place[i])})"
+        elif eqn.outputs[0] in compact_results:
+            x = eqn.inputs[0]
+            shape = compact[eqn.outputs[0]]
+            expr = names_in[0] if x.aval.ndim == 0 else f"{names_in[0]}.reshape({shape})"
+        else:
+            expr = _emit_call(eqn, names_in, namespace, scalar)
         lhs = ", ".join(outs) + ("," if eqn.prim.multiple_results and len(outs) == 1 else "")
         lines.append(f"    {lhs + ' = ' if outs else ''}{expr}  # {eqn.prim.name}")
         if not scalar:

@@ -2,8 +2,9 @@
 
 Each pass maps a program to an equivalent one and never changes results: constant folding
 (equations whose inputs are all known run once, at compile time), forwarding of algebraic
-identities (x * 1, x + 0, no-op reshapes/transposes/casts/broadcasts), common-subexpression
-elimination, and dead-code elimination. `simplify` runs them to a fixed point.
+identities (x * 1, x + 0, no-op reshapes/transposes/casts/broadcasts), local rewrites (a product
+with a diagonal matrix becomes a scaling, transposes compose), common-subexpression elimination,
+and dead-code elimination. `simplify` runs them to a fixed point.
 """
 
 from __future__ import annotations
@@ -12,7 +13,9 @@ from typing import Any
 
 import numpy as np
 
+from functrans.core import ShapedArray
 from functrans.ir import Eqn, Jaxpr, Literal, Var
+from functrans.primitives import broadcast_in_dim_p, mul_p, pad_p, reshape_p, transpose_p
 
 Atom = Var | Literal
 
@@ -25,6 +28,7 @@ class _Program:
         self.eqns = list(jaxpr.eqns)
         self.outvars = list(jaxpr.outvars)
         self.known: dict[Var, Any] = dict(zip(jaxpr.constvars, consts, strict=True))
+        self.diagonals: dict[Var, Any] = {}  # known square matrices: diagonal, or None
 
     def close(self) -> tuple[Jaxpr, list[Any]]:
         used = {a for e in self.eqns for a in e.inputs if type(a) is Var}
@@ -133,6 +137,221 @@ def _commit(p: _Program, eqns: list[Eqn], subst: dict) -> bool:
     return True
 
 
+# ---------------------------------------------------------------------------------------------
+# Local rewrites: an equation is replaced by cheaper ones computing the same value.
+#
+# jacrev and jacfwd push an identity basis through the program, so a Jacobian program contains
+# diag(s) = eye * broadcast(s) contracted with a matrix: O(n^2 k) multiply-adds for what is an
+# O(n k) scaling. `dot(diag(s), b)` becomes `s[:, None] * b` (and `dot(b, diag(s))` becomes
+# `b * s`). Each element of the dense product is its one nonzero term plus exact zeros, so for
+# finite values the result is the same number (a zero may change sign). Where the dense product
+# would form 0 * inf = nan from the zeros of the diagonal matrix, the scaling does not: it gives
+# the derivative the user's program means, as the analytic Jacobian does.
+
+
+def _new_var(shape: tuple[int, ...], dtype) -> Var:
+    return Var(ShapedArray(shape, dtype))
+
+
+def _known_const(p: _Program, value: np.ndarray) -> Var:
+    v = _new_var(value.shape, value.dtype)
+    p.known[v] = value
+    return v
+
+
+def _matrix_side(aval) -> int | None:
+    """n when the shape is (n, n) up to axes of size 1 (n > 1, or n = 1 for a 2-d shape)."""
+    big = [s for s in aval.shape if s != 1]
+    if len(big) == 2 and big[0] == big[1]:
+        return big[0]
+    return 1 if aval.shape == (1, 1) else None
+
+
+def _known_diagonal(p: _Program, a: Atom) -> np.ndarray | None:
+    """The diagonal of `a` when it is a known square matrix (up to unit axes) that is zero off
+    its diagonal."""
+    n = None if type(a) is not Var else _matrix_side(a.aval)
+    if n is None:
+        return None
+    if a not in p.diagonals:
+        x = p.known.get(a)
+        diag = None
+        if isinstance(x, np.ndarray) and x.size and x.dtype.kind in "iufc":
+            x = x.reshape(n, n)
+            d = np.diagonal(x)
+            if np.count_nonzero(x) == np.count_nonzero(d):  # nan counts as nonzero
+                diag = d.copy()
+        p.diagonals[a] = diag
+    return p.diagonals[a]
+
+
+_ONES = object()  # the scale of an identity matrix
+
+
+def _diagonal_scale(p: _Program, producers: dict, a: Atom, pre: list[Eqn]) -> Any:
+    """An atom s with a == diag(s) by the program's structure (or `_ONES`), else None; equations
+    computing s are appended to `pre`. Recognised: a known diagonal matrix, a known diagonal
+    matrix times a vector broadcast along either axis (what the identity basis of jacrev/jacfwd
+    becomes), fnp.diag(v) (v padded with n zeros between elements, reshaped to n x n), and the
+    transpose of any of these."""
+    d = _known_diagonal(p, a)
+    if d is not None:
+        return _ONES if (d == 1).all() else _known_const(p, d)
+    eqn = producers.get(a)
+    if eqn is None:
+        return None
+    n = _matrix_side(a.aval)
+    if a.aval.ndim != 2:  # unit axes added to a matrix (as matmul does under vmap)
+        if eqn.prim is not reshape_p or _matrix_side(eqn.inputs[0].aval) != n:
+            return None
+        return _diagonal_scale(p, producers, eqn.inputs[0], pre)
+    if eqn.prim is transpose_p:  # a diagonal matrix is its own transpose
+        return _diagonal_scale(p, producers, eqn.inputs[0], pre)
+    if eqn.prim is reshape_p:
+        src = producers.get(eqn.inputs[0])
+        if (
+            src is not None
+            and src.prim is pad_p
+            and src.inputs[0].aval.shape == (n,)
+            and src.params["padding_config"] == ((0, 0, n),)
+            and src.params["value"] == 0
+        ):
+            return src.inputs[0]
+        return None
+    if eqn.prim is not mul_p:
+        return None
+    for e, s in (eqn.inputs, eqn.inputs[::-1]):
+        d = _known_diagonal(p, e)
+        v = None if d is None else _broadcast_vector(producers.get(s), n, pre)
+        if v is None:
+            continue
+        # eye * broadcast(v) along either axis is diag(v): only the diagonal survives
+        if (d == 1).all():
+            return v
+        scale = _new_var((n,), a.aval.dtype)
+        pre.append(Eqn(mul_p, [_known_const(p, d), v], {}, [scale]))
+        return scale
+    return None
+
+
+def _broadcast_vector(eqn: Eqn | None, n: int, pre: list[Eqn]) -> Atom | None:
+    """v of shape (n,) when `eqn` broadcasts v to (n, n) along one axis (v may be (n,), (n, 1)
+    or (1, n)); a reshape to (n,) is appended to `pre` when needed."""
+    if eqn is None or eqn.prim is not broadcast_in_dim_p:
+        return None
+    (x,), dims = eqn.inputs, eqn.params["broadcast_dimensions"]
+    if x.aval.shape == (n,) and dims in ((0,), (1,)):
+        return x
+    if x.aval.shape in ((n, 1), (1, n)) and dims == (0, 1):
+        v = _new_var((n,), x.aval.dtype)
+        pre.append(Eqn(reshape_p, [x], {"new_sizes": (n,)}, [v]))
+        return v
+    return None
+
+
+def _scaled_dot(p: _Program, producers: dict, eqn: Eqn) -> list[Eqn] | Atom | None:
+    """A dot_general with a diagonal matrix operand (possibly with unit axes) as a transpose, a
+    reshape and a broadcast multiply."""
+    (lc, rc), (lb, _) = eqn.params["dimension_numbers"]
+    if lb or len(lc) != 1:
+        return None
+    out = eqn.outputs[0]
+    shape = out.aval.shape
+    for side in (0, 1):
+        a, b = eqn.inputs if side == 0 else eqn.inputs[::-1]
+        (ka,), (kb,) = (lc, rc) if side == 0 else (rc, lc)
+        n = _matrix_side(a.aval)
+        # the contraction must run over one of the matrix's two axes
+        if n is None or a.aval.shape[ka] != n or (n == 1 and a.aval.ndim != 2):
+            continue
+        pre: list[Eqn] = []
+        scale = _diagonal_scale(p, producers, a, pre)
+        if scale is None:
+            continue
+        # out[.., i, ..] = scale[i] * b[.., i, ..]: move b's contracted axis to where a's free
+        # matrix axis lands in the result (a's free axes come first when a is on the left)
+        others = tuple(i for i in range(b.aval.ndim) if i != kb)
+        a_free = [s for i, s in enumerate(a.aval.shape) if i != ka]
+        axis = a_free.index(n) + (0 if side == 0 else len(others))
+        perm = (kb, *others) if side == 0 else (*others, kb)
+        if perm != tuple(range(len(perm))):
+            moved = _new_var(tuple(b.aval.shape[i] for i in perm), b.aval.dtype)
+            pre.append(Eqn(transpose_p, [b], {"permutation": perm}, [moved]))
+            b = moved
+        if b.aval.shape != shape:  # only unit axes differ
+            moved = _new_var(shape, b.aval.dtype)
+            pre.append(Eqn(reshape_p, [b], {"new_sizes": shape}, [moved]))
+            b = moved
+        if scale is _ONES:
+            if not pre:
+                return b
+            pre[-1].outputs = [out]
+            return pre
+        wide = _new_var(shape, out.aval.dtype)
+        params = {"shape": shape, "broadcast_dimensions": (axis,)}
+        pre.append(Eqn(broadcast_in_dim_p, [scale], params, [wide]))
+        pre.append(Eqn(mul_p, [wide, b], {}, [out]))
+        return pre
+    return None
+
+
+def _fused_transpose(p: _Program, producers: dict, eqn: Eqn) -> list[Eqn] | None:
+    """transpose(transpose(x, p1), p2) is one transpose of x, by p1[p2]; a transpose that keeps
+    the order of the axes longer than 1 only moves unit axes: it is a reshape."""
+    (x,), perm = eqn.inputs, eqn.params["permutation"]
+    long_axes = [i for i in perm if x.aval.shape[i] != 1]
+    if long_axes == sorted(long_axes):
+        return [Eqn(reshape_p, [x], {"new_sizes": eqn.outputs[0].aval.shape}, eqn.outputs)]
+    src = producers.get(eqn.inputs[0])
+    if src is None or src.prim is not transpose_p:
+        return None
+    outer, inner = eqn.params["permutation"], src.params["permutation"]
+    perm = tuple(inner[i] for i in outer)
+    return [Eqn(transpose_p, [src.inputs[0]], {"permutation": perm}, eqn.outputs)]
+
+
+def _fused_reshape(p: _Program, producers: dict, eqn: Eqn) -> list[Eqn] | None:
+    """reshape(reshape(x)) is one reshape of x (both read and write in C order)."""
+    src = producers.get(eqn.inputs[0])
+    if src is None or src.prim is not reshape_p:
+        return None
+    return [Eqn(reshape_p, [src.inputs[0]], eqn.params, eqn.outputs)]
+
+
+_REWRITES = {
+    "dot_general": _scaled_dot,
+    "transpose": _fused_transpose,
+    "reshape": _fused_reshape,
+}
+
+
+def rewrite_locally(p: _Program) -> bool:
+    subst: dict[Var, Atom] = {}
+    producers: dict[Var, Eqn] = {}
+    eqns = []
+    changed = False
+    for eqn in p.eqns:
+        if subst:
+            eqn = Eqn(eqn.prim, [subst.get(a, a) for a in eqn.inputs], eqn.params, eqn.outputs)
+        rule = _REWRITES.get(eqn.prim.name)
+        new = None if rule is None else rule(p, producers, eqn)
+        if new is None:
+            new = [eqn]
+        elif isinstance(new, list):
+            changed = True
+        else:  # the equation computes an existing value
+            subst[eqn.outputs[0]] = new
+            continue
+        for e in new:
+            producers.update((v, e) for v in e.outputs)
+        eqns.extend(new)
+    if not changed and not subst:
+        return False
+    p.eqns = eqns
+    p.outvars = [subst.get(a, a) if type(a) is Var else a for a in p.outvars]
+    return True
+
+
 def _key(a: Atom) -> Any:
     if type(a) is Var:
         return a
@@ -202,6 +421,7 @@ def simplify(jaxpr: Jaxpr, consts: list[Any]) -> tuple[Jaxpr, list[Any]]:
     for _ in range(10):  # each pass only shrinks the program; a few rounds reach a fixed point
         changed = fold_constants(p)
         changed |= forward_identities(p)
+        changed |= rewrite_locally(p)
         changed |= eliminate_common_subexpressions(p)
         changed |= eliminate_dead_code(p)
         if not changed:
