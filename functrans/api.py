@@ -115,21 +115,36 @@ class _Partial:
         self.argnums = _normalize_argnums(argnums, len(args), transform)
         self.args = list(args)
         self.kwargs = kwargs
-        dyn = [tree_util.tree_map(_as_array, args[i]) for i in self.argnums]
-        self.flat, self.in_tree = tree_util.tree_flatten(tuple(dyn))
+        # Fast path (the common case): every differentiated argument is a single array.
+        self.leaves = all(type(args[i]) in _LEAF_TYPES for i in self.argnums)
+        if self.leaves:
+            dyn = self.flat = [_as_array(args[i]) for i in self.argnums]
+            self.in_tree = _leaf_tuple_tree(len(dyn))
+        else:
+            dyn = [tree_util.tree_map(_as_array, args[i]) for i in self.argnums]
+            self.flat, self.in_tree = tree_util.tree_flatten(tuple(dyn))
         if check:
             _check_differentiable(fun, transform, self.argnums, dyn, self.flat)
 
     def call_flat(self, *flat):
-        dyn = tree_util.tree_unflatten(self.in_tree, flat)
+        dyn = flat if self.leaves else tree_util.tree_unflatten(self.in_tree, flat)
         args = list(self.args)
         for i, a in zip(self.argnums, dyn):
             args[i] = a
         return self.fun(*args, **self.kwargs)
 
     def unflatten_inputs(self, flat: Sequence[Any], single: bool):
-        dyn = tree_util.tree_unflatten(self.in_tree, flat)
+        dyn = flat if self.leaves else tree_util.tree_unflatten(self.in_tree, flat)
         return dyn[0] if single else tuple(dyn)
+
+
+_LEAF_TYPES = frozenset((np.ndarray, np.float64, np.float32, float, int, complex, np.complex128))
+
+
+@functools.lru_cache(maxsize=64)
+def _leaf_tuple_tree(n: int):
+    """The tree of a tuple of n leaves."""
+    return tree_util.tree_flatten(tuple(range(n)))[1]
 
 
 def _split_aux(out: Any, has_aux: bool, transform: str) -> tuple[Any, Any]:
@@ -332,7 +347,9 @@ def vjp(fun: Callable, *primals: Any, has_aux: bool = False):
     """
     partial = _Partial(fun, "vjp", tuple(range(len(primals))), primals, {})
     store: dict = {}
-    outs, lin, aux = linearize_flat(_flat_fun(partial, has_aux, "vjp", store), partial.flat)
+    outs, lin, aux = linearize_flat(
+        _flat_fun(partial, has_aux, "vjp", store), partial.flat, compiled=True
+    )
     out_tree = store["out_tree"]
     pullback = _make_pullback(
         "vjp",
@@ -373,7 +390,7 @@ def _linearize_scalar(partial: _Partial, has_aux: bool, store: dict):
         _check_scalar_output(out, has_aux)
         return [out], aux
 
-    return linearize_flat(flat_fun, partial.flat)
+    return linearize_flat(flat_fun, partial.flat, compiled=True)
 
 
 def _check_scalar_output(out: Any, has_aux: bool) -> None:

@@ -247,6 +247,12 @@ class Trace:
     """One interpreter instance. Subclasses implement `process_primitive`."""
 
     __slots__ = ("parent", "tag", "alive")
+    kind = "Trace"  # the interpreter's name in error messages
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        if "kind" not in cls.__dict__:
+            cls.kind = cls.__name__
 
     def __init__(self, parent: Trace | None):
         self.parent = parent
@@ -350,7 +356,7 @@ def new_trace(trace_type: type, *args) -> Iterator[Trace]:
 
 def leaked_tracer_error(x: Tracer) -> LeakedTracerError:
     return LeakedTracerError(
-        f"a traced value {x.aval.str_short()} from {type(x._trace).__name__} was used after the "
+        f"a traced value {x.aval.str_short()} from {x._trace.kind} was used after the "
         "transformation that created it returned (a leaked tracer). This happens when a traced "
         "value is stored in a global, a closure or an object attribute and used later. Return "
         "it from the transformed function instead."
@@ -401,7 +407,7 @@ class Tracer:
         """The concrete value behind this tracer, for bool()/int()/float(); traces that do not
         know it raise ConcretizationError."""
         raise ConcretizationError(
-            f"{what} of a traced value {self.aval.str_short()} inside {type(self._trace).__name__}"
+            f"{what} of a traced value {self.aval.str_short()} inside {self._trace.kind}"
             f" at {user_location()}"
             ": its value is not known while tracing. Use functrans.numpy.where for "
             "value-dependent choices, functrans.lax.cond / lax.while_loop for value-dependent "
@@ -425,7 +431,7 @@ class Tracer:
 
     def __array__(self, dtype=None, copy=None):
         raise TracerArrayConversionError(
-            f"a traced value {self.aval.str_short()} inside {type(self._trace).__name__} was "
+            f"a traced value {self.aval.str_short()} inside {self._trace.kind} was "
             "converted to a NumPy array, which would silently drop the transformation. Use "
             "functrans.numpy (import functrans.numpy as fnp) instead of numpy for this operation; "
             "to index a NumPy array with a traced index, use fnp.take(a, i, axis=0)."

@@ -86,15 +86,23 @@ def stage_linear(
 
 
 def linearize_flat(
-    fun: Callable[..., Sequence[Any]], primals: Sequence[Any]
+    fun: Callable[..., Sequence[Any]], primals: Sequence[Any], compiled: bool = False
 ) -> tuple[list[Any], LinearFunction, Any]:
     """Run `fun` on `primals` eagerly and stage its JVP as a linear program.
 
     `fun` maps a flat list of arrays to `(flat outputs, aux)`. Returns the primal outputs, the
     linear map from input tangents to output tangents, and aux (computed on primal values).
+    `compiled`: on concrete primals, linearize each primitive with its compiled rule
+    (interpreters/lincache.py), so the program is made of `lin` equations. Reverse mode asks for
+    it; the default keeps the program readable primitive by primitive.
     """
     pe = PartialEvalTrace(_current_trace.get())
-    jt = JVPTrace(pe)
+    if compiled and pe.parent is eval_trace:
+        from functrans.interpreters.lincache import LinearizeJVPTrace
+
+        jt = LinearizeJVPTrace(pe)
+    else:
+        jt = JVPTrace(pe)
     in_avals = [aval_of(p) for p in primals]
     tangents_in = [pe.new_arg(a) for a in in_avals]
     token = _current_trace.set(jt)

@@ -14,6 +14,7 @@ from typing import Any
 
 from functrans import core
 from functrans.core import UndefPrimal, Zero
+from functrans.interpreters.lincache import lin1_p
 from functrans.ir import Jaxpr, Literal, Var
 from functrans.primitives import add_p
 
@@ -47,8 +48,26 @@ def backward_pass(
             ct_env[v] = ct if old is None else add(old, ct)
 
     checking = core.output_check is not None
+    # On concrete values, a compiled rule's equation runs its generated transpose directly.
+    direct = not checking and not mixed and core._current_trace.get() is core.eval_trace
     for eqn in reversed(eqns):
         prim = eqn.prim
+        if prim is lin1_p and direct:
+            ct = ct_env.pop(eqn.outputs[0], None)
+            if ct is None:
+                continue
+            rule = eqn.params["rule"]
+            t = rule.t
+            n = rule.n_res
+            ins = eqn.inputs
+            cts_in = t.fn(*[a.val if type(a) is Literal else known[a] for a in ins[:n]], ct)
+            tangent_ins = ins[n:]
+            if not t.all:
+                tangent_ins = [a for a, z in zip(tangent_ins, t.zero, strict=True) if not z]
+            for a, ct_a in zip(tangent_ins, cts_in, strict=True):
+                old = ct_env.get(a)
+                ct_env[a] = ct_a if old is None else add(old, ct_a)
+            continue
         if prim.multiple_results:
             cts = [ct_env.pop(v, None) for v in eqn.outputs]
             if all(ct is None for ct in cts):

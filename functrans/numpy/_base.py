@@ -106,6 +106,9 @@ def promote_and_broadcast(*args: Any, to_inexact: bool = False) -> list[Any]:
             break
     else:
         if first is not None:
+            if not first.shape:  # scalars: a NumPy scalar of the dtype, no broadcast
+                to = first.dtype.type
+                return [to(a) if type(a) is float or type(a) is int else a for a in args]
             return [
                 broadcast_to_shape(np.array(a, first.dtype), first.shape)
                 if type(a) is float or type(a) is int

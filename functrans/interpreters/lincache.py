@@ -1,0 +1,424 @@
+"""Eager linearization, derived once per primitive signature and compiled.
+
+Reverse mode at the top level (grad, vjp, jacrev) linearizes: each primitive's JVP rule runs on
+concrete primals with staged tangents, so the primal work happens now and the tangent work is
+recorded, then transposed. For one *signature* — primitive, params, operand shapes and dtypes,
+and which operands carry a tangent — the rule always does the same work. So the first time a
+signature is seen twice, this module derives its split once, with the ordinary machinery:
+
+  - the known part: the rule's primal and residual computations, staged into a program;
+  - the linear part: the rule's tangent computations, partially evaluated against the
+    residuals (a small linear program);
+  - its transpose: the linear program run through `backward_pass` while staging.
+
+The known part and the transpose are compiled to NumPy code. From then on, linearizing that
+primitive is one generated call plus one `lin` equation in the linear program, and transposing
+it is one generated call. Reverse mode is still the transpose of the linearized JVP rule; it is
+only worked out once per signature instead of on every call.
+
+Only primitives whose params are plain values (numbers, strings, dtypes, tuples of them) are
+compiled: higher-order primitives (functions or programs as params), effectful ones and those
+with their own partial-evaluation rule take the general path, as does everything while
+`debug_nans` is on (its reports name the equation being evaluated).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import numpy as np
+
+from functrans import core
+from functrans.core import (
+    Primitive,
+    Tracer,
+    UndefPrimal,
+    Zero,
+    _current_trace,
+    aval_of,
+    eval_trace,
+)
+from functrans.interpreters.jvp import JVPTrace, JVPTracer
+from functrans.interpreters.staging import StagingTrace, StagingTracer
+from functrans.ir import Eqn, Jaxpr, Literal, Var, eval_jaxpr
+from functrans.primitives.base import batch_size
+
+
+class LinRule:
+    """One primitive's linearization at one signature (see the module docstring)."""
+
+    __slots__ = (
+        "name",
+        "n_out",
+        "n_res",
+        "out_zero",
+        "out_avals",
+        "lin_out_avals",
+        "lin_jaxpr",
+        "known_fn",
+        "t",
+        "_transposes",
+        "_fwd_fn",
+    )
+
+    def __repr__(self):
+        return f"lin[{self.name}]"
+
+    def evaluate(self, ops: list[Any]) -> list[Any]:
+        """The linear map by binding (under any transformation): residuals, tangents -> outs."""
+        return eval_jaxpr(self.lin_jaxpr, ops[: self.n_res], *ops[self.n_res :])
+
+    def transposed(self, ct_zero: tuple[bool, ...]) -> Transposed:
+        """The transpose for cotangents that are symbolically zero where `ct_zero` says.
+
+        Zero cotangents must stay symbolic: eigh's transpose, say, multiplies the eigenvector
+        cotangent by 1/(w_i - w_j), which is inf at a repeated eigenvalue; a real zero there
+        would give NaN where the eigenvalues alone have a finite gradient.
+        """
+        t = self._transposes.get(ct_zero)
+        if t is None:
+            t = self._transposes[ct_zero] = Transposed(self.lin_jaxpr, ct_zero)
+        return t
+
+    def forward_fn(self):
+        """The linear map as generated NumPy code (for evaluation on concrete values)."""
+        if self._fwd_fn is None:
+            j = self.lin_jaxpr
+            self._fwd_fn = compile_exact(Jaxpr([], j.constvars + j.invars, j.eqns, j.outvars), [])
+        return self._fwd_fn
+
+
+def compile_exact(jaxpr: Jaxpr, consts: list[Any]) -> Callable[..., tuple]:
+    """A closed program as one Python function calling each equation's impl, in order.
+
+    Unlike jit's code generator, nothing is rewritten (no operator templates, no Python-float
+    variant, no in-place updates), so results are bit-for-bit those of eager evaluation: the
+    compiled rules must agree exactly with the general path. Dead equations are dropped.
+    """
+    live = {v for v in jaxpr.outvars if type(v) is Var}
+    eqns = []
+    for eqn in reversed(jaxpr.eqns):
+        if any(v in live for v in eqn.outputs):
+            eqns.append(eqn)
+            live.update(a for a in eqn.inputs if type(a) is Var)
+    eqns.reverse()
+    namespace: dict[str, Any] = {}
+    names: dict[Any, str] = {}
+
+    def name(prefix: str, value: Any) -> str:
+        n = f"{prefix}{len(namespace)}"
+        namespace[n] = value
+        return n
+
+    for v, c in zip(jaxpr.constvars, consts, strict=True):
+        names[v] = name("c", c)
+    args = [f"a{i}" for i in range(len(jaxpr.invars))]
+    names.update(zip(jaxpr.invars, args, strict=True))
+
+    def ref(a: Any) -> str:
+        return names[a] if type(a) is Var else name("k", a.val)
+
+    lines = [f"def program({', '.join(args)}):"]
+    for i, eqn in enumerate(eqns):
+        impl = eqn.prim.impl
+        fn = name("f", functools.partial(impl, **eqn.params) if eqn.params else impl)
+        outs = []
+        for v in eqn.outputs:
+            names[v] = outs_name = f"v{i}_{len(outs)}"
+            outs.append(outs_name)
+        lhs = ", ".join(outs) + ("," if eqn.prim.multiple_results and len(outs) == 1 else "")
+        if eqn.prim.multiple_results and not outs:
+            lhs = "_"
+        lines.append(f"    {lhs} = {fn}({', '.join(ref(a) for a in eqn.inputs)})")
+    outs = [ref(a) for a in jaxpr.outvars]
+    lines.append(f"    return ({', '.join(outs)}{',' if len(outs) == 1 else ''})")
+    exec(compile("\n".join(lines), "<functrans.lincache>", "exec"), namespace)  # noqa: S102
+    return namespace["program"]
+
+
+class Transposed:
+    """A rule's linear program transposed (for one pattern of zero output cotangents), staged
+    and compiled: (residuals, non-zero cotangents) -> the non-zero input cotangents."""
+
+    __slots__ = ("jaxpr", "consts", "zero", "all", "fn")
+
+    def __init__(self, lin_jaxpr: Jaxpr, ct_zero: tuple[bool, ...]):
+        from functrans.interpreters.transpose import backward_pass
+
+        staging = StagingTrace(eval_trace)
+        res = [staging.new_arg(v.aval) for v in lin_jaxpr.constvars]
+        cts = [
+            Zero(v.aval) if z else staging.new_arg(v.aval)
+            for v, z in zip(lin_jaxpr.outvars, ct_zero, strict=True)
+        ]
+        token = _current_trace.set(staging)
+        try:
+            cts_in = backward_pass(lin_jaxpr, res, cts)
+        finally:
+            _current_trace.reset(token)
+            staging.alive = False
+        self.zero = [type(c) is Zero for c in cts_in]
+        self.all = not any(self.zero)
+        self.jaxpr, self.consts = staging.to_jaxpr([c for c in cts_in if type(c) is not Zero])
+        self.fn = compile_exact(self.jaxpr, self.consts)
+
+
+# ---------------------------------------------------------------------------------------------
+# The lin primitives: lin1 has one tangent output (the common case), lin any number.
+# lin(*residuals, *tangents, rule) -> the non-zero output tangents of rule's primitive.
+
+lin_p = Primitive("lin", multiple_results=True)
+lin1_p = Primitive("lin1")
+
+
+def _lin_impl(*ops, rule):
+    return list(rule.forward_fn()(*ops))
+
+
+def _lin1_impl(*ops, rule):
+    return rule.forward_fn()(*ops)[0]
+
+
+def _lin_transpose(cts, *ops, rule):
+    n_res = rule.n_res
+    if type(cts) is list:
+        t = rule.transposed(tuple(type(c) is Zero for c in cts))
+        cts = [c for c in cts if type(c) is not Zero]
+    else:
+        t = rule.t
+        cts = [cts]
+    if _current_trace.get() is eval_trace and core.output_check is None:
+        cts_in = t.fn(*ops[:n_res], *cts)
+    else:  # under a transformation (vmap for jacrev, jvp of a pullback, jit): bind
+        cts_in = eval_jaxpr(t.jaxpr, t.consts, *ops[:n_res], *cts)
+    out: list[Any] = [None] * n_res
+    if t.all:  # the common case: every tangent operand gets a cotangent
+        for ct, x in zip(cts_in, ops[n_res:]):
+            out.append(ct if type(x) is UndefPrimal else None)
+        return out
+    it = iter(cts_in)
+    for zero, x in zip(t.zero, ops[n_res:], strict=True):
+        ct = None if zero else next(it)
+        out.append(ct if type(x) is UndefPrimal else None)  # linear: a known tangent gets none
+    return out
+
+
+def _lin_jvp(primals, tangents, *, rule):
+    from functrans.api import jvp_flat
+
+    outs, t_outs, _ = jvp_flat(lambda *ops: (rule.evaluate(list(ops)), None), primals, tangents)
+    return outs, t_outs
+
+
+def _lin1_jvp(primals, tangents, *, rule):
+    (out,), (t_out,) = _lin_jvp(primals, tangents, rule=rule)
+    return out, t_out
+
+
+def _lin_batch(vals, dims, *, rule):
+    from functrans.api_vmap import vmap_flat
+
+    return vmap_flat(lambda *ops: rule.evaluate(list(ops)), vals, dims, batch_size(vals, dims))
+
+
+def _lin1_batch(vals, dims, *, rule):
+    (out,), (dim,) = _lin_batch(vals, dims, rule=rule)
+    return out, dim
+
+
+lin_p.impl = _lin_impl
+lin_p.abstract_eval = lambda *avals, rule: list(rule.lin_out_avals)
+lin_p.transpose = _lin_transpose
+lin_p.jvp = _lin_jvp
+lin_p.batch = _lin_batch
+lin1_p.impl = _lin1_impl
+lin1_p.abstract_eval = lambda *avals, rule: rule.lin_out_avals[0]
+lin1_p.transpose = _lin_transpose
+lin1_p.jvp = _lin1_jvp
+lin1_p.batch = _lin1_batch
+
+
+# ---------------------------------------------------------------------------------------------
+# Deriving a rule
+
+
+def _plain(v: Any) -> bool:
+    """A param value that is a constant of the rule (not a function, program or array)."""
+    if v is None or type(v) in (bool, int, float, str, complex):
+        return True
+    if isinstance(v, np.dtype):
+        return True
+    return type(v) is tuple and all(_plain(e) for e in v)
+
+
+def params_key(prim: Primitive, params: dict) -> tuple | None:
+    """A hashable key for params, or None when the rule cannot be compiled."""
+    if prim.effectful or prim.partial_eval is not None:
+        return None
+    if not params:
+        return ()
+    if not all(_plain(v) for v in params.values()):
+        return None
+    # the type is part of the key: 1, 1.0 and True are equal dictionary keys
+    return tuple(sorted((k, type(v), v) for k, v in params.items()))
+
+
+def derive(prim: Primitive, params: dict, in_avals: list, mask: tuple[bool, ...]) -> LinRule | None:
+    """Stage `prim`'s JVP rule on abstract operands (tangents where `mask`) and split it."""
+    from functrans.interpreters.partial_eval import PartialEvalTrace
+
+    known = StagingTrace(eval_trace)
+    pe = PartialEvalTrace(known)
+    primals = [known.new_arg(a) for a in in_avals]
+    tangents = [pe.new_arg(a) if m else Zero(a) for a, m in zip(in_avals, mask, strict=True)]
+    token = _current_trace.set(pe)
+    try:
+        out, t_out = prim.jvp(primals, tangents, **params)
+    finally:
+        _current_trace.reset(token)
+        pe.alive = False
+    outs = list(out) if prim.multiple_results else [out]
+    t_outs = list(t_out) if prim.multiple_results else [t_out]
+    out_zero = [type(t) is Zero for t in t_outs]
+    lin_outs = [t for t in t_outs if type(t) is not Zero]
+    # Only a tangent staged from the input tangents is linear in them; anything else (a
+    # constant tangent, say) takes the general path, which handles or reports it.
+    if not lin_outs or any(not (type(t) is StagingTracer and t._trace is pe) for t in lin_outs):
+        return None
+    lin_jaxpr, lin_consts = pe.to_jaxpr(lin_outs)
+    known_jaxpr, known_consts = known.to_jaxpr(outs + list(lin_consts))
+    known.alive = False
+
+    rule = LinRule()
+    rule.name = prim.name
+    rule.n_out = len(outs)
+    rule.n_res = len(lin_consts)
+    rule.out_zero = out_zero
+    rule.out_avals = tuple(aval_of(o) for o in outs)
+    rule.lin_out_avals = tuple(aval_of(t) for t in lin_outs)
+    rule.lin_jaxpr = lin_jaxpr
+    rule.known_fn = compile_exact(known_jaxpr, known_consts)
+    rule._transposes = {}
+    rule._fwd_fn = None
+    rule.t = rule.transposed((False,) * len(lin_outs))  # all cotangents present
+    return rule
+
+
+# The cache: signature -> LinRule, or None for "not compilable", or _SEEN_ONCE (a signature is
+# compiled on its second sighting, so one-off signatures cost nothing extra).
+_SEEN_ONCE = object()
+_MAX_RULES = 4096
+_rules: dict[tuple, Any] = {}
+_compile_first_sighting = False
+
+
+@contextlib.contextmanager
+def compiling(mode: str) -> Iterator[None]:
+    """For tests: "now" compiles a signature when first seen, "never" keeps the general path."""
+    global _compile_first_sighting, _MAX_RULES
+    saved = _compile_first_sighting, _MAX_RULES
+    _compile_first_sighting, _MAX_RULES = (mode == "now"), (0 if mode == "never" else _MAX_RULES)
+    _rules.clear()
+    try:
+        yield
+    finally:
+        _compile_first_sighting, _MAX_RULES = saved
+        _rules.clear()
+
+
+def rule_for(prim: Primitive, params: dict, primals: list, mask: tuple) -> LinRule | None:
+    pk = params_key(prim, params)
+    if pk is None:
+        return None
+    sig = []
+    for p in primals:
+        if type(p) is np.ndarray or isinstance(p, np.generic):
+            sig.append(p.shape)
+            sig.append(p.dtype)
+        else:
+            a = aval_of(p)
+            sig.append(a.shape)
+            sig.append(a.dtype)
+    key = (prim, pk, mask, *sig)
+    rule = _rules.get(key)
+    if rule is None:
+        if key in _rules or not _MAX_RULES:
+            return None
+        if len(_rules) >= _MAX_RULES:
+            _rules.clear()
+        _rules[key] = rule = _SEEN_ONCE
+        if not _compile_first_sighting:
+            return None
+    if rule is _SEEN_ONCE:
+        try:
+            rule = derive(prim, params, [aval_of(p) for p in primals], mask)
+        except Exception:  # a rule that cannot be staged abstractly: the general path runs it
+            rule = None
+        _rules[key] = rule
+    return rule
+
+
+# ---------------------------------------------------------------------------------------------
+# The trace
+
+
+class LinearizeJVPTrace(JVPTrace):
+    """The JVP trace of a top-level linearize: compiled rules where a signature allows."""
+
+    __slots__ = ()
+    kind = "JVPTrace"  # to the user, this is forward mode
+
+    def process_primitive(self, prim, args, params):
+        pe = self.parent
+        if core.output_check is not None:
+            return JVPTrace.process_primitive(self, prim, args, params)
+        primals = []
+        mask = []
+        lin_tangents = []
+        for x in args:
+            if type(x) is JVPTracer and x._trace is self:
+                primals.append(x.primal)
+                t = x.tangent
+                if type(t) is Zero:
+                    mask.append(False)
+                elif type(t) is StagingTracer and t._trace is pe:
+                    mask.append(True)
+                    lin_tangents.append(t)
+                else:  # a known tangent: the general path
+                    return JVPTrace.process_primitive(self, prim, args, params)
+            elif isinstance(x, Tracer):  # not ours: the general path checks and reports
+                return JVPTrace.process_primitive(self, prim, args, params)
+            else:
+                primals.append(x)
+                mask.append(False)
+        if not lin_tangents:
+            return self.forward(prim, primals, params)
+        rule = rule_for(prim, params, primals, tuple(mask))
+        if rule is None:
+            return JVPTrace.process_primitive(self, prim, args, params)
+        outs = rule.known_fn(*primals)
+        n_out = rule.n_out
+        # Stage the lin equation directly: its operands' avals are known from the rule.
+        inputs = []
+        for r in outs[n_out:]:
+            if type(r) is np.ndarray and r.ndim:
+                inputs.append(pe.to_atom(r))
+            else:
+                inputs.append(Literal(r))
+        inputs += [t.ir_var for t in lin_tangents]
+        lin_vars = [Var(a) for a in rule.lin_out_avals]
+        pe.eqns.append(
+            Eqn(lin1_p if len(lin_vars) == 1 else lin_p, inputs, {"rule": rule}, lin_vars)
+        )
+        if not prim.multiple_results:
+            tracer = JVPTracer(self, outs[0], StagingTracer(pe, lin_vars[0]))
+            tracer._aval = rule.out_avals[0]
+            return tracer
+        it = iter(lin_vars)
+        return [
+            o if zero else JVPTracer(self, o, StagingTracer(pe, next(it)))
+            for o, zero in zip(outs[:n_out], rule.out_zero, strict=True)
+        ]
