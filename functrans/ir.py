@@ -35,9 +35,9 @@ class Literal:
 
     __slots__ = ("val", "aval")
 
-    def __init__(self, val: Any):
+    def __init__(self, val: Any, aval: ShapedArray | None = None):
         self.val = val
-        self.aval = aval_of(val)
+        self.aval = aval_of(val) if aval is None else aval
 
     def __repr__(self):
         return f"Literal({self.val!r})"

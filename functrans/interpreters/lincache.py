@@ -54,6 +54,8 @@ class LinRule:
         "name",
         "n_out",
         "n_res",
+        "res_avals",
+        "res_scalar",
         "out_zero",
         "out_avals",
         "lin_out_avals",
@@ -296,6 +298,8 @@ def derive(prim: Primitive, params: dict, in_avals: list, mask: tuple[bool, ...]
     rule.name = prim.name
     rule.n_out = len(outs)
     rule.n_res = len(lin_consts)
+    rule.res_avals = tuple(v.aval for v in lin_jaxpr.constvars)
+    rule.res_scalar = tuple(not a.shape for a in rule.res_avals)
     rule.out_zero = out_zero
     rule.out_avals = tuple(aval_of(o) for o in outs)
     rule.lin_out_avals = tuple(aval_of(t) for t in lin_outs)
@@ -329,20 +333,8 @@ def compiling(mode: str) -> Iterator[None]:
         _rules.clear()
 
 
-def rule_for(prim: Primitive, params: dict, primals: list, mask: tuple) -> LinRule | None:
-    pk = params_key(prim, params)
-    if pk is None:
-        return None
-    sig = []
-    for p in primals:
-        if type(p) is np.ndarray or isinstance(p, np.generic):
-            sig.append(p.shape)
-            sig.append(p.dtype)
-        else:
-            a = aval_of(p)
-            sig.append(a.shape)
-            sig.append(a.dtype)
-    key = (prim, pk, mask, *sig)
+def rule_for(key: tuple, prim: Primitive, params: dict, primals: list, mask: tuple):
+    """The compiled rule for the signature `key`, or None (not compilable, or first sighting)."""
     rule = _rules.get(key)
     if rule is None:
         if key in _rules or not _MAX_RULES:
@@ -353,10 +345,12 @@ def rule_for(prim: Primitive, params: dict, primals: list, mask: tuple) -> LinRu
         if not _compile_first_sighting:
             return None
     if rule is _SEEN_ONCE:
-        try:
-            rule = derive(prim, params, [aval_of(p) for p in primals], mask)
-        except Exception:  # a rule that cannot be staged abstractly: the general path runs it
-            rule = None
+        rule = None
+        if params_key(prim, params) is not None:
+            try:
+                rule = derive(prim, params, [aval_of(p) for p in primals], mask)
+            except Exception:  # a rule that cannot be staged abstractly: the general path
+                rule = None
         _rules[key] = rule
     return rule
 
@@ -375,39 +369,56 @@ class LinearizeJVPTrace(JVPTrace):
         pe = self.parent
         if core.output_check is not None:
             return JVPTrace.process_primitive(self, prim, args, params)
+        # One pass over the operands collects the primals, the staged tangents and the
+        # signature: (prim, then per operand: has-tangent, shape, dtype; then params).
         primals = []
-        mask = []
         lin_tangents = []
+        key = [prim]
         for x in args:
             if type(x) is JVPTracer and x._trace is self:
-                primals.append(x.primal)
+                p = x.primal
                 t = x.tangent
                 if type(t) is Zero:
-                    mask.append(False)
+                    key.append(False)
                 elif type(t) is StagingTracer and t._trace is pe:
-                    mask.append(True)
+                    key.append(True)
                     lin_tangents.append(t)
                 else:  # a known tangent: the general path
                     return JVPTrace.process_primitive(self, prim, args, params)
             elif isinstance(x, Tracer):  # not ours: the general path checks and reports
                 return JVPTrace.process_primitive(self, prim, args, params)
             else:
-                primals.append(x)
-                mask.append(False)
+                p = x
+                key.append(False)
+            primals.append(p)
+            if type(p) is np.ndarray or isinstance(p, np.generic):
+                key.append(p.shape)
+                key.append(p.dtype)
+            else:
+                a = aval_of(p)
+                key.append(a.shape)
+                key.append(a.dtype)
         if not lin_tangents:
             return self.forward(prim, primals, params)
-        rule = rule_for(prim, params, primals, tuple(mask))
-        if rule is None:
-            return JVPTrace.process_primitive(self, prim, args, params)
+        if params:
+            pk = params_key(prim, params)
+            if pk is None:
+                return JVPTrace.process_primitive(self, prim, args, params)
+            key.append(pk)
+        key = tuple(key)
+        rule = _rules.get(key)
+        if type(rule) is not LinRule:
+            mask = tuple(k for k in key[1 : 1 + 3 * len(primals) : 3])
+            rule = rule_for(key, prim, params, primals, mask)
+            if rule is None:
+                return JVPTrace.process_primitive(self, prim, args, params)
         outs = rule.known_fn(*primals)
         n_out = rule.n_out
         # Stage the lin equation directly: its operands' avals are known from the rule.
-        inputs = []
-        for r in outs[n_out:]:
-            if type(r) is np.ndarray and r.ndim:
-                inputs.append(pe.to_atom(r))
-            else:
-                inputs.append(Literal(r))
+        inputs = [
+            Literal(r, a) if scalar else pe.to_atom(r)
+            for r, a, scalar in zip(outs[n_out:], rule.res_avals, rule.res_scalar)
+        ]
         inputs += [t.ir_var for t in lin_tangents]
         lin_vars = [Var(a) for a in rule.lin_out_avals]
         pe.eqns.append(
