@@ -34,15 +34,15 @@ _ARRAY_TEMPLATES: dict[str, str] = {
 # Scalar-mode templates (Python floats and bools); anything else calls its NumPy impl.
 _SCALAR_TEMPLATES: dict[str, str] = {
     **_ARRAY_TEMPLATES,
-    "sin": "math.sin({0})",
-    "cos": "math.cos({0})",
-    "tan": "math.tan({0})",
-    "tanh": "math.tanh({0})",
-    "exp": "math.exp({0})",
-    "log": "math.log({0})",
-    "log1p": "math.log1p({0})",
-    "expm1": "math.expm1({0})",
-    "sqrt": "math.sqrt({0})",
+    "sin": "_math_sin({0})",
+    "cos": "_math_cos({0})",
+    "tan": "_math_tan({0})",
+    "tanh": "_math_tanh({0})",
+    "exp": "_math_exp({0})",
+    "log": "_math_log({0})",
+    "log1p": "_math_log1p({0})",
+    "expm1": "_math_expm1({0})",
+    "sqrt": "_math_sqrt({0})",
     "abs": "abs({0})",
     "eq": "({0} == {1})",
     "ne": "({0} != {1})",
@@ -55,17 +55,23 @@ _SCALAR_TEMPLATES: dict[str, str] = {
     "not": "(not {0})",
 }
 
+_MATH_FUNCTIONS = ("sin", "cos", "tan", "tanh", "exp", "log", "log1p", "expm1", "sqrt")
+
 _SCALAR_DTYPES = (np.dtype(np.float64), np.dtype(bool))
 
 
 class Generated:
-    """The generated source and the callable it defines (flat arrays in, tuple out)."""
+    """The generated source and the callable it defines (flat arrays in, tuple out);
+    `fresh_outputs[i]` says output i is always an array the program allocated."""
 
-    def __init__(self, source: str, fn: Callable, scalar_source: str | None, scalar_fn):
+    def __init__(
+        self, source: str, fn: Callable, scalar_source: str | None, scalar_fn, fresh_outputs
+    ):
         self.source = source
         self.fn = fn
         self.scalar_source = scalar_source
         self.scalar_fn = scalar_fn
+        self.fresh_outputs = fresh_outputs
 
     def __call__(self, *args):
         if self.scalar_fn is not None:
@@ -74,6 +80,54 @@ class Generated:
             except (ArithmeticError, ValueError):
                 pass  # Python float semantics differ here (e.g. 1/0): use NumPy's
         return self.fn(*args)
+
+
+def _dot_general_expr(eqn, names_in: list[str]) -> str:
+    """dot_general as the NumPy calls its impl makes, with every axis permutation and shape
+    worked out here, once: each operand goes to (batch, free, contract) / (batch, contract,
+    free) and one matmul (or a broadcast multiply when nothing is contracted, or an einsum for
+    batched dot products) does the work. tests/test_passes_rewrites.py checks that the result
+    is the impl's, bit for bit."""
+    x, y = eqn.inputs
+    (lc, rc), (lb, rb) = eqn.params["dimension_numbers"]
+    out_shape = eqn.outputs[0].aval.shape
+    lf = tuple(i for i in range(x.aval.ndim) if i not in lc and i not in lb)
+    rf = tuple(i for i in range(y.aval.ndim) if i not in rc and i not in rb)
+    size = lambda aval, axes: math.prod(aval.shape[i] for i in axes)  # noqa: E731
+    nb, m, c, n = size(x.aval, lb), size(x.aval, lf), size(x.aval, lc), size(y.aval, rf)
+
+    def operand(name: str, aval, perm: tuple, shape: tuple) -> str:
+        if aval.ndim == 0:
+            return f"np.reshape({name}, {shape})"
+        if perm != tuple(range(aval.ndim)):
+            name = f"{name}.transpose({perm})"
+            return f"{name}.reshape({shape})"
+        return name if aval.shape == shape else f"{name}.reshape({shape})"
+
+    xs, ys = (nb, m, c), (nb, c, n)
+    if c == 1:  # an outer product per batch element: a broadcast multiply of the fewest axes
+        body = "np.multiply({}, {})"
+        if not lb:
+            shape, xs, ys = (m, n), (m, 1), (1, n)
+        elif m == 1:
+            shape, xs, ys = (nb, n), (nb, 1), (nb, n)
+        elif n == 1:
+            shape, xs, ys = (nb, m), (nb, m), (nb, 1)
+        else:
+            shape, xs, ys = (nb, m, n), (nb, m, 1), (nb, 1, n)
+    elif lb and m == 1 and n == 1:  # a dot product per batch element
+        body, shape = 'np.einsum("bc,bc->b", {}, {})', (nb,)
+        xs, ys = (nb, c), (nb, c)
+    elif not lb:
+        body, shape = "np.matmul({}, {})", (m, n)
+        xs, ys = (m, c), (c, n)
+    else:
+        body, shape = "np.matmul({}, {})", (nb, m, n)
+    expr = body.format(
+        operand(names_in[0], x.aval, lb + lf + lc, xs),
+        operand(names_in[1], y.aval, rb + rc + rf, ys),
+    )
+    return expr if shape == out_shape else f"{expr}.reshape({out_shape})"
 
 
 def _is_scalar_program(jaxpr: Jaxpr) -> bool:
@@ -88,6 +142,8 @@ def _emit_call(eqn, names_in: list[str], namespace: dict, scalar: bool) -> str:
     templates = _SCALAR_TEMPLATES if scalar else _ARRAY_TEMPLATES
     if name in templates:
         return templates[name].format(*names_in)
+    if name == "dot_general" and not scalar:
+        return _dot_general_expr(eqn, names_in)
     if name == "integer_pow" and eqn.params["y"] in (2, 3):
         return " * ".join([names_in[0]] * eqn.params["y"])
     if scalar and name == "select_n" and len(names_in) == 3:
@@ -130,9 +186,34 @@ def _allocates(eqn) -> bool:
         return False  # 0-d results may be NumPy scalars
     if eqn.prim.name == "integer_pow":
         return eqn.params["y"] in (2, 3)  # emitted as x * x (* x)
-    # dot_general's impl returns a matmul/multiply/einsum result (tests/test_passes_codegen.py
-    # checks that it never returns a view of an operand)
+    # dot_general is emitted as a matmul/multiply/einsum (_dot_general_expr), or a reshape of one
     return eqn.prim.name == "dot_general" or _ufunc_name(eqn) is not None
+
+
+def _buffers(jaxpr: Jaxpr) -> dict[Var, frozenset]:
+    """For each variable, the buffers allocated by the program that it may view (an allocated
+    result is its own buffer). Views are tracked conservatively: a result of any equation that
+    does not allocate may view every one of its operands; inputs and constants view nothing
+    the program allocated."""
+    roots: dict[Var, frozenset] = {}
+
+    def roots_of(a) -> frozenset:
+        return roots.get(a, frozenset()) if type(a) is Var else frozenset()
+
+    for eqn in jaxpr.eqns:
+        if _allocates(eqn):
+            (v,) = eqn.outputs
+            roots[v] = frozenset((v,))
+        else:
+            viewed = frozenset().union(*map(roots_of, eqn.inputs))
+            roots.update((v, viewed) for v in eqn.outputs)
+    return roots
+
+
+def fresh_outputs(jaxpr: Jaxpr) -> list[bool]:
+    """Whether each output is an array the program allocated (no input, constant or view)."""
+    roots = _buffers(jaxpr)
+    return [type(a) is Var and roots.get(a) == frozenset((a,)) for a in jaxpr.outvars]
 
 
 def _in_place_targets(jaxpr: Jaxpr, last_use: dict[Var, int]) -> dict[int, Var]:
@@ -140,23 +221,14 @@ def _in_place_targets(jaxpr: Jaxpr, last_use: dict[Var, int]) -> dict[int, Var]:
 
     An operand qualifies when it was allocated by the program, has the result's shape and dtype,
     and neither it nor any view derived from it (a reshape, transpose, ... of it) is read later
-    or returned. Views are tracked conservatively: a result of any equation that does not
-    allocate may view every one of its operands.
+    or returned.
     """
-    roots: dict[Var, frozenset] = {}  # the allocated buffers a variable may view
+    roots = _buffers(jaxpr)
 
     def roots_of(a) -> frozenset:
         return roots.get(a, frozenset()) if type(a) is Var else frozenset()
 
-    fresh = set()
-    for eqn in jaxpr.eqns:
-        if _allocates(eqn):
-            (v,) = eqn.outputs
-            fresh.add(v)
-            roots[v] = frozenset((v,))
-        else:
-            viewed = frozenset().union(*map(roots_of, eqn.inputs))
-            roots.update((v, viewed) for v in eqn.outputs)
+    fresh = {v for v, r in roots.items() if r == frozenset((v,))}
     # the last equation that reads each buffer, through any view; returned buffers never die
     buffer_last: dict[Var, float] = {}
     for v, i in last_use.items():
@@ -311,6 +383,8 @@ def generate(jaxpr: Jaxpr, consts: list[Any]) -> Generated:
     """Compile a closed program to Python source (and a scalar version when it applies)."""
     const_names = [f"c{i}" for i in range(len(consts))]
     base = {"np": np, "math": math, "_np_float64": np.float64, "_np_bool_": np.bool_}
+    # math functions bound to names, one lookup instead of two per call in scalar programs
+    base.update((f"_math_{name}", getattr(math, name)) for name in _MATH_FUNCTIONS)
     base.update(zip(const_names, consts, strict=True))
     namespace = dict(base)
     source = _source(jaxpr, const_names, namespace, scalar=False)
@@ -326,4 +400,4 @@ def generate(jaxpr: Jaxpr, consts: list[Any]) -> Generated:
         scalar_source = _source(jaxpr, const_names, scalar_ns, scalar=True)
         exec(compile(scalar_source, "<functrans.jit scalar>", "exec"), scalar_ns)  # noqa: S102
         scalar_fn = scalar_ns["program"]
-    return Generated(source, fn, scalar_source, scalar_fn)
+    return Generated(source, fn, scalar_source, scalar_fn, fresh_outputs(jaxpr))

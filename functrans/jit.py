@@ -65,7 +65,8 @@ class Jitted:
         self._static_argnums = tuple(static_argnums)
         self._static_argnames = tuple(static_argnames)
         self._cache: dict[Any, Lowered] = {}
-        self._fast: dict[Any, Callable] = {}
+        self._fast: dict[Any, Callable] = {}  # positional arrays and scalars: signature -> run
+        self._by_type: dict[tuple, Callable] = {}  # scalars only: their types are the signature
         self.trace_count = 0
         functools.update_wrapper(self, fun, updated=())  # never copy fun.__dict__ over ours
 
@@ -131,38 +132,62 @@ class Jitted:
     def __call__(self, *args, **kwargs):
         sig = None
         if not kwargs and _current_trace.get() is eval_trace and core.output_check is None:
-            # Fast path: positional arrays and Python scalars only, no static arguments. The
-            # signature is then just each argument's type (and shape and dtype for arrays).
+            # Fast paths: positional arrays and scalars only, no static arguments. The signature
+            # is then each argument's type (and shape and dtype for arrays); for scalars alone
+            # the types say everything, so their tuple is the key.
+            run = self._by_type.get(type(args[0]) if len(args) == 1 else tuple(map(type, args)))
+            if run is not None:
+                return run(*args)
             sig = _fast_signature(args)
             run = self._fast.get(sig) if sig is not None else None
             if run is not None:
-                return run([np.asarray(a) if type(a) in _PY_SCALARS else a for a in args])
+                return run(*args)
         lowered, leaves = self._lower(args, kwargs)
         if _current_trace.get() is eval_trace and core.output_check is None:
             run = self._runner(lowered)
             if not kwargs and not self._static_argnums and sig is not None:
                 self._fast[sig] = run
-            return run(leaves)
+                if all(type(s) is type for s in sig):  # one type alone is its own key
+                    self._by_type[sig[0] if len(sig) == 1 else sig] = run
+            return run(*leaves)
         with core.transform_scope("jit"):
             outs = eval_jaxpr(lowered.jaxpr, lowered.consts, *leaves)
         return tree_util.tree_unflatten(lowered.out_tree, outs)
 
     @staticmethod
     def _runner(lowered: Lowered) -> Callable:
+        """run(*args): the program on positional arrays and scalars (the flat leaves)."""
         program = lowered.compiled
         consts = lowered.consts
         out_tree = lowered.out_tree
         single = tree_util.treedef_is_leaf(out_tree)
+        fn, scalar_fn = program.fn, program.scalar_fn
+        fresh = program.fresh_outputs
 
-        def run(leaves):
-            outs = program(*leaves)
+        def run_arrays(*args):
+            leaves = [np.asarray(a) if type(a) in _PY_SCALARS else a for a in args]
+            outs = fn(*leaves)
             # results are the caller's: never the cached constants, never views of the inputs
+            # (an array the program allocated is neither)
             ins = (*leaves, *consts)
             if single:
-                return _finish(outs[0], ins)
-            return tree_util.tree_unflatten(out_tree, [_finish(o, ins) for o in outs])
+                return outs[0] if fresh[0] else _finish(outs[0], ins)
+            finished = [o if f else _finish(o, ins) for o, f in zip(outs, fresh, strict=True)]
+            return tree_util.tree_unflatten(out_tree, finished)
 
-        return run
+        if scalar_fn is None:
+            return run_arrays
+
+        def run_scalars(*args):
+            # the Python-float program takes the scalars as given and returns fresh NumPy
+            # scalars; where Python arithmetic raises, NumPy's version runs (see codegen)
+            try:
+                outs = scalar_fn(*args)
+            except (ArithmeticError, ValueError):
+                return run_arrays(*args)
+            return outs[0] if single else tree_util.tree_unflatten(out_tree, list(outs))
+
+        return run_scalars
 
     def lower(self, *args, **kwargs) -> Lowered:
         """The staged, simplified program for these arguments' signature, and its source."""
@@ -172,6 +197,7 @@ class Jitted:
         """Forget every staged program (the next call traces again)."""
         self._cache.clear()
         self._fast.clear()
+        self._by_type.clear()
 
     @property
     def cache_size(self) -> int:
@@ -183,16 +209,21 @@ _PY_SCALARS = (float, int, bool, complex)
 
 
 def _fast_signature(args: tuple) -> tuple | None:
+    """Each argument's type, with its shape and dtype for arrays; None for anything else. A
+    Python or NumPy number's type fixes its shape and dtype, so it stands alone."""
     sig = []
     for a in args:
         t = type(a)
-        if t in _PY_SCALARS:
+        if t in _PY_SCALARS or t in _NUMPY_SCALARS:
             sig.append(t)
         elif t is np.ndarray or isinstance(a, np.generic):
             sig.append((t, a.shape, a.dtype))
         else:
             return None
     return tuple(sig)
+
+
+_NUMPY_SCALARS = frozenset(np.dtype(c).type for c in "?bhilqBHILQefdgFDG")
 
 
 def _name(fun) -> str:

@@ -286,24 +286,118 @@ def test_in_place_program_is_rerunnable_and_leaves_inputs_alone():
     np.testing.assert_array_equal(x, x0)
 
 
-DOT_CASES = {  # dimension_numbers: operand shapes, one per branch of the impl
+DOT_CASES = {  # dimension_numbers and operand shapes: every branch of the impl
     "matmul": ((((1,), (0,)), ((), ())), (3, 4), (4, 2)),
     "lhs transposed": ((((0,), (0,)), ((), ())), (4, 3), (4, 2)),
     "rhs transposed": ((((1,), (1,)), ((), ())), (3, 4), (2, 4)),
     "matrix-vector": ((((1,), (0,)), ((), ())), (3, 4), (4,)),
+    "vector-matrix": ((((0,), (0,)), ((), ())), (4,), (4, 3)),
+    "vector-vector": ((((0,), (0,)), ((), ())), (4,), (4,)),
     "outer": ((((), ()), ((), ())), (3,), (4,)),
-    "batched outer": ((((), ()), ((0,), (0,))), (3,), (3, 4)),
+    "scalar times matrix": ((((), ()), ((), ())), (), (3, 4)),
+    "batched outer, one row": ((((), ()), ((0,), (0,))), (3,), (3, 4)),
+    "batched outer, one column": ((((), ()), ((0,), (0,))), (3, 4), (3,)),
+    "batched outer": ((((), ()), ((0,), (0,))), (3, 2), (3, 4)),
     "batched dots": ((((1,), (1,)), ((0,), (0,))), (3, 4), (3, 4)),
     "batched matmul": ((((2,), (1,)), ((0,), (0,))), (2, 3, 4), (2, 4, 5)),
+    "batch axis last": ((((0,), (1,)), ((2,), (0,))), (4, 3, 2), (2, 4, 5)),
+    "two contracted axes": ((((0, 2), (1, 0)), ((), ())), (4, 3, 5), (5, 4, 2)),
     "1x1": ((((1,), (0,)), ((), ())), (1, 1), (1, 1)),
+    "empty contraction": ((((1,), (0,)), ((), ())), (3, 0), (0, 2)),
 }
 
 
 @pytest.mark.parametrize("name", list(DOT_CASES))
-def test_dot_general_results_never_view_an_operand(name):
-    """codegen writes into dot_general results in place: they must be fresh, writeable buffers."""
+def test_generated_dot_general_is_the_impl_bit_for_bit(name):
+    """codegen emits dot_general's NumPy calls itself; they must be the impl's, and their result
+    a fresh buffer (later equations may write into it)."""
+    from functrans.primitives import dot_general
+
     dims, xs, ys = DOT_CASES[name]
     x, y = _rand(*xs), _rand(*ys)
-    out = _dot_general_impl(x, y, dimension_numbers=dims)
-    assert isinstance(out, np.ndarray) and out.flags.writeable
+    want = _dot_general_impl(x, y, dimension_numbers=dims)
+    f = ft.jit(lambda x, y: dot_general(x, y, dimension_numbers=dims))
+    got = f(x, y)
+    assert got.shape == want.shape and got.dtype == want.dtype
+    np.testing.assert_array_equal(got, want)
+    assert f.lower(x, y).compiled.fresh_outputs == [bool(want.ndim)]
+    out = f.lower(x, y).compiled.fn(x, y)[0]
     assert not np.may_share_memory(out, x) and not np.may_share_memory(out, y)
+
+
+# ---------------------------------------------------------------------------------------------
+# Broadcast operands of elementwise equations are passed compact
+
+
+def test_broadcast_read_only_by_elementwise_equations_is_a_reshape():
+    x, v = _rand(3, 4), _rand(4)
+    f = lambda x, v: fnp.sin(x) * v + fnp.cos(x)  # noqa: E731
+    source = _source(f, x, v)
+    assert ".reshape((1, 4))" in _line(source, "broadcast_in_dim"), source
+    _check_same(f, x, v)
+
+
+def test_broadcast_with_another_reader_stays_a_broadcast():
+    x, v = _rand(4, 4), _rand(4)
+
+    def returned(x, v):
+        b = fnp.broadcast_to(v, (4, 4))
+        return b * x, b
+
+    def contracted(x, v):
+        b = fnp.broadcast_to(v, (4, 4))
+        return fnp.dot(b, x) + b * x
+
+    for fun in (returned, contracted):
+        assert ".reshape(" not in _line(_source(fun, x, v), "broadcast_in_dim")
+        got, want = ft.jit(fun)(x, v), fun(x, v)
+        for a, b in zip(ft.tree_util.tree_leaves(got), ft.tree_util.tree_leaves(want)):
+            np.testing.assert_array_equal(a, b)
+
+
+def test_broadcast_operands_of_a_broadcast_result_stay_full():
+    # both operands broadcast: neither has the result's shape, so NumPy must not shrink it
+    v, w = _rand(3, 1), _rand(1, 4)
+    f = lambda v, w: fnp.broadcast_to(v, (3, 4)) + fnp.broadcast_to(w, (3, 4))  # noqa: E731
+    _check_same(f, v, w)
+
+
+def test_stride_zero_constant_gets_a_compact_twin():
+    x = _rand(3, 4)
+    f = lambda x: 1.0 - fnp.tanh(x) ** 2  # the 1.0 is a broadcast constant  # noqa: E731
+    lowered = _lowered(f, x)
+    if lowered.consts:  # folded to a broadcast constant: the source reads its compact twin
+        assert "_compact" in lowered.compiled.source
+    _check_same(f, x)
+
+
+# ---------------------------------------------------------------------------------------------
+# The call path
+
+
+def test_scalar_arguments_are_keyed_by_type():
+    f = ft.jit(lambda x, y: fnp.sin(x) * y)
+    assert type(f(0.5, 2.0)) is np.float64
+    assert type(f(np.float64(0.5), 2.0)) is np.float64
+    assert type(f(np.float32(0.5), np.float32(2.0))) is np.float32
+    assert f.cache_size == 2  # a Python float and a float64 share one program
+    np.testing.assert_allclose(f(np.float32(0.5), np.float32(2.0)), np.sin(0.5) * 2.0, rtol=1e-6)
+    g = ft.jit(lambda x: fnp.where(x, 1.0, 2.0))
+    assert g(True) == 1.0 and g(np.bool_(False)) == 2.0
+
+
+def test_scalar_program_falls_back_to_numpy_semantics_on_the_fast_path():
+    f = ft.jit(lambda x: 1.0 / x)
+    assert f(2.0) == 0.5
+    with np.errstate(divide="ignore"):
+        assert f(0.0) == np.inf  # Python would raise ZeroDivisionError
+    assert f(4.0) == 0.25
+
+
+def test_fresh_outputs_skip_the_aliasing_checks_but_views_do_not():
+    x = _rand(3)
+    lowered = _lowered(lambda x: (fnp.sin(x), x, x.T, fnp.sum(x)), x)
+    assert lowered.compiled.fresh_outputs == [True, False, False, False]
+    s, same, t, total = ft.jit(lambda x: (fnp.sin(x), x, x.T, fnp.sum(x)))(x)
+    assert not np.shares_memory(same, x) and not np.shares_memory(t, x)
+    assert type(total) is np.float64
