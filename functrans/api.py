@@ -376,7 +376,7 @@ def value_and_grad(fun: Callable, argnums: Argnums = 0, has_aux: bool = False) -
         partial = _Partial(fun, "grad", argnums, args, kwargs)
         store: dict = {}
         (out,), lin, aux = _linearize_scalar(partial, has_aux, store)
-        ct = np.ones((), aval_of(out).dtype)
+        ct = aval_of(out).dtype.type(1)  # the seed, a NumPy scalar
         grads = partial.unflatten_inputs([_finish(g) for g in lin.transpose([ct])], single)
         value = _finish(out, partial.flat)
         return ((value, aux), grads) if has_aux else (value, grads)

@@ -24,6 +24,7 @@ from functrans.core import (
     transform_scope,
 )
 from functrans.interpreters.jvp import JVPTrace, JVPTracer
+from functrans.interpreters.lincache import LinearizeJVPTrace
 from functrans.interpreters.staging import StagingTrace, StagingTracer
 from functrans.interpreters.transpose import backward_pass
 from functrans.ir import Jaxpr, eval_jaxpr
@@ -98,8 +99,6 @@ def linearize_flat(
     """
     pe = PartialEvalTrace(_current_trace.get())
     if compiled and pe.parent is eval_trace:
-        from functrans.interpreters.lincache import LinearizeJVPTrace
-
         jt = LinearizeJVPTrace(pe)
     else:
         jt = JVPTrace(pe)
