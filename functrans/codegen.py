@@ -62,7 +62,12 @@ _SCALAR_DTYPES = (np.dtype(np.float64), np.dtype(bool))
 
 class Generated:
     """The generated source and the callable it defines (flat arrays in, tuple out);
-    `fresh_outputs[i]` says output i is always an array the program allocated."""
+    `fresh_outputs[i]` says output i is always an array the program allocated.
+
+    A program of float64/bool scalars also has `scalar_fn`: scalars in (Python or NumPy), fresh
+    NumPy scalars out (the result itself when the program has one output, else a tuple), with
+    NumPy's semantics where Python arithmetic would raise.
+    """
 
     def __init__(
         self, source: str, fn: Callable, scalar_source: str | None, scalar_fn, fresh_outputs
@@ -74,12 +79,10 @@ class Generated:
         self.fresh_outputs = fresh_outputs
 
     def __call__(self, *args):
-        if self.scalar_fn is not None:
-            try:
-                return self.scalar_fn(*args)
-            except (ArithmeticError, ValueError):
-                pass  # Python float semantics differ here (e.g. 1/0): use NumPy's
-        return self.fn(*args)
+        if self.scalar_fn is None:
+            return self.fn(*args)
+        out = self.scalar_fn(*args)
+        return (out,) if len(self.fresh_outputs) == 1 else out
 
 
 def _dot_general_expr(eqn, names_in: list[str]) -> str:
@@ -341,7 +344,7 @@ def _source(jaxpr: Jaxpr, const_names: list[str], namespace: dict, scalar: bool)
             return compact_consts[a]
         return ref(a)
 
-    lines = [f"def program({', '.join(args)}):"]
+    lines = [f"def {'program_scalars' if scalar else 'program'}({', '.join(args)}):"]
     if scalar:  # unbox NumPy scalars / 0-d arrays once: Python floats are far cheaper
         for v, a in zip(jaxpr.invars, args, strict=True):
             lines.append(f"    {a} = {'float' if v.aval.dtype.kind == 'f' else 'bool'}({a})")
@@ -370,13 +373,32 @@ def _source(jaxpr: Jaxpr, const_names: list[str], namespace: dict, scalar: bool)
             if dead:
                 lines.append(f"    del {', '.join(dead)}")
     outs = [ref(a) for a in jaxpr.outvars]
-    if scalar:
-        outs = [
-            f"_np_{'float64' if a.aval.dtype.kind == 'f' else 'bool_'}({o})"
-            for a, o in zip(jaxpr.outvars, outs, strict=True)
-        ]
-    lines.append(f"    return ({', '.join(outs)}{',' if len(outs) == 1 else ''})")
+    if not scalar:
+        lines.append(f"    return ({', '.join(outs)}{',' if len(outs) == 1 else ''})")
+        return "\n".join(lines)
+    # Python floats raise where NumPy gives inf or nan (1/0, log(0), ...): NumPy's version runs
+    lines = [lines[0], "    try:", *("    " + line for line in lines[1:])]
+    lines += [
+        "    except (ArithmeticError, ValueError):",
+        f"        return _numpy_program({', '.join(args)})",
+    ]
+    outs = [
+        f"_np_{'float64' if a.aval.dtype.kind == 'f' else 'bool_'}({o})"
+        for a, o in zip(jaxpr.outvars, outs, strict=True)
+    ]
+    result = outs[0] if len(outs) == 1 else f"({', '.join(outs)}{',' if len(outs) == 1 else ''})"
+    lines.append(f"    return {result}")
     return "\n".join(lines)
+
+
+def _numpy_scalars(fn: Callable, n_out: int) -> Callable:
+    """The array program on scalars, returning what the Python-float program returns."""
+
+    def program(*args):
+        outs = [o[()] if type(o) is np.ndarray else o for o in fn(*map(np.asarray, args))]
+        return outs[0] if n_out == 1 else tuple(outs)
+
+    return program
 
 
 def generate(jaxpr: Jaxpr, consts: list[Any]) -> Generated:
@@ -397,7 +419,10 @@ def generate(jaxpr: Jaxpr, consts: list[Any]) -> Generated:
         scalar_ns.update(
             (n, np.asarray(c).item()) for n, c in zip(const_names, consts, strict=True)
         )
+        # (in both namespaces, so the two sources together also run on their own)
+        namespace["_numpy_program"] = _numpy_scalars(fn, len(jaxpr.outvars))
+        scalar_ns["_numpy_program"] = namespace["_numpy_program"]
         scalar_source = _source(jaxpr, const_names, scalar_ns, scalar=True)
         exec(compile(scalar_source, "<functrans.jit scalar>", "exec"), scalar_ns)  # noqa: S102
-        scalar_fn = scalar_ns["program"]
+        scalar_fn = scalar_ns["program_scalars"]
     return Generated(source, fn, scalar_source, scalar_fn, fresh_outputs(jaxpr))

@@ -130,8 +130,7 @@ class Jitted:
         return Lowered(traced, simple, simple_consts, store["out_tree"])
 
     def __call__(self, *args, **kwargs):
-        sig = None
-        if not kwargs and _current_trace.get() is eval_trace and core.output_check is None:
+        if not kwargs and _trace() is eval_trace and core.output_check is None:
             # Fast paths: positional arrays and scalars only, no static arguments. The signature
             # is then each argument's type (and shape and dtype for arrays); for scalars alone
             # the types say everything, so their tuple is the key.
@@ -142,6 +141,8 @@ class Jitted:
             run = self._fast.get(sig) if sig is not None else None
             if run is not None:
                 return run(*args)
+        else:
+            sig = None
         lowered, leaves = self._lower(args, kwargs)
         if _current_trace.get() is eval_trace and core.output_check is None:
             run = self._runner(lowered)
@@ -177,15 +178,13 @@ class Jitted:
 
         if scalar_fn is None:
             return run_arrays
+        # the Python-float program takes scalars as given and returns fresh NumPy scalars
+        if single:
+            return scalar_fn
 
         def run_scalars(*args):
-            # the Python-float program takes the scalars as given and returns fresh NumPy
-            # scalars; where Python arithmetic raises, NumPy's version runs (see codegen)
-            try:
-                outs = scalar_fn(*args)
-            except (ArithmeticError, ValueError):
-                return run_arrays(*args)
-            return outs[0] if single else tree_util.tree_unflatten(out_tree, list(outs))
+            outs = scalar_fn(*args)
+            return tree_util.tree_unflatten(out_tree, [outs] if len(fresh) == 1 else list(outs))
 
         return run_scalars
 
@@ -206,6 +205,7 @@ class Jitted:
 
 
 _PY_SCALARS = (float, int, bool, complex)
+_trace = _current_trace.get  # the current interpreter (bound once: __call__ is the hot path)
 
 
 def _fast_signature(args: tuple) -> tuple | None:
