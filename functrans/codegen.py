@@ -185,7 +185,7 @@ def _ufunc_name(eqn) -> str | None:
 
 def _allocates(eqn) -> bool:
     """Whether the equation's (array) result is a new buffer that nothing else refers to."""
-    if eqn.prim.multiple_results or not eqn.outputs[0].aval.shape:
+    if eqn.prim.multiple_results or len(eqn.outputs) != 1 or not eqn.outputs[0].aval.shape:
         return False  # 0-d results may be NumPy scalars
     if eqn.prim.name == "integer_pow":
         return eqn.params["y"] in (2, 3)  # emitted as x * x (* x)
@@ -356,7 +356,7 @@ def _source(jaxpr: Jaxpr, const_names: list[str], namespace: dict, scalar: bool)
         names_in = [ref_in(i, j, a) for j, a in enumerate(eqn.inputs)]
         if i in in_place:
             expr = f"{_ufunc_name(eqn)}({', '.join(names_in)}, out={ref(in_place[i])})"
-        elif eqn.outputs[0] in compact_results:
+        elif eqn.outputs and eqn.outputs[0] in compact_results:
             x = eqn.inputs[0]
             shape = compact[eqn.outputs[0]]
             expr = names_in[0] if x.aval.ndim == 0 else f"{names_in[0]}.reshape({shape})"
