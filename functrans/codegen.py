@@ -245,6 +245,8 @@ def _in_place_targets(jaxpr: Jaxpr, last_use: dict[Var, int]) -> dict[int, Var]:
         if _ufunc_name(eqn) is None or not _allocates(eqn):
             continue
         out_aval = eqn.outputs[0].aval
+        if out_aval.dtype.kind not in "fc":
+            continue  # floats only: e.g. true division of integers computes floats
         for a in eqn.inputs:
             if type(a) is Var and a in fresh and a.aval == out_aval and buffer_last[a] == i:
                 targets[i] = a

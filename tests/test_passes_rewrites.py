@@ -275,6 +275,15 @@ def test_no_in_place_write_when_the_result_is_broadcast_larger():
     _check_same(f, x, y)
 
 
+def test_integer_division_is_not_written_in_place():
+    from functrans.primitives import elementwise as ew
+
+    x, y = np.arange(3), np.arange(1, 4)
+    f = lambda x, y: ew.div(x * 2, y)  # noqa: E731
+    assert "out=" not in _line(_source(f, x, y), "div")
+    np.testing.assert_array_equal(ft.jit(f)(x, y), f(x, y))
+
+
 def test_in_place_program_is_rerunnable_and_leaves_inputs_alone():
     w, x = _rand(4, 3), _rand(5, 4)
     g = ft.jit(ft.value_and_grad(lambda w, x: fnp.sum(fnp.tanh(x @ w) ** 2)))
