@@ -21,7 +21,7 @@ from functrans.api import _as_array, _finish
 from functrans.codegen import Generated, generate
 from functrans.core import _current_trace, aval_of, eval_trace
 from functrans.interpreters.staging import trace_to_jaxpr
-from functrans.ir import ClosedJaxpr, Jaxpr, eval_jaxpr
+from functrans.ir import ClosedJaxpr, Jaxpr, Var, eval_jaxpr
 from functrans.passes import simplify
 
 
@@ -164,6 +164,10 @@ class Jitted:
         single = tree_util.treedef_is_leaf(out_tree)
         fn, scalar_fn = program.fn, program.scalar_fn
         fresh = program.fresh_outputs
+        # an output that is the same value as an earlier one (equal results merged by CSE) is
+        # copied, so results stay independent as they are eagerly
+        outvars = lowered.jaxpr.outvars
+        repeated = [type(a) is Var and a in outvars[:i] for i, a in enumerate(outvars)]
 
         def run_arrays(*args):
             leaves = [np.asarray(a) if type(a) in _PY_SCALARS else a for a in args]
@@ -173,7 +177,11 @@ class Jitted:
             ins = (*leaves, *consts)
             if single:
                 return outs[0] if fresh[0] else _finish(outs[0], ins)
-            finished = [o if f else _finish(o, ins) for o, f in zip(outs, fresh, strict=True)]
+            finished = []
+            for o, f, r in zip(outs, fresh, repeated, strict=True):
+                if r and type(o) is np.ndarray:
+                    o = o.copy()
+                finished.append(o if f else _finish(o, ins))
             return tree_util.tree_unflatten(out_tree, finished)
 
         if scalar_fn is None:

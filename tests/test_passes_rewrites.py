@@ -410,3 +410,11 @@ def test_fresh_outputs_skip_the_aliasing_checks_but_views_do_not():
     s, same, t, total = ft.jit(lambda x: (fnp.sin(x), x, x.T, fnp.sum(x)))(x)
     assert not np.shares_memory(same, x) and not np.shares_memory(t, x)
     assert type(total) is np.float64
+
+
+def test_results_merged_by_cse_are_independent_arrays():
+    x = _rand(3)
+    a, b = ft.jit(lambda x: (fnp.sin(x), fnp.sin(x)))(x)
+    assert not np.shares_memory(a, b)
+    a[0] = 42.0
+    assert b[0] == np.sin(x[0])
