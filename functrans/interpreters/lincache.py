@@ -61,6 +61,8 @@ class LinRule:
         "lin_out_avals",
         "lin_jaxpr",
         "known_fn",
+        "lin_prim",
+        "params",
         "t",
         "_transposes",
         "_fwd_fn",
@@ -307,6 +309,8 @@ def derive(prim: Primitive, params: dict, in_avals: list, mask: tuple[bool, ...]
     rule.known_fn = compile_exact(known_jaxpr, known_consts)
     rule._transposes = {}
     rule._fwd_fn = None
+    rule.lin_prim = lin1_p if len(lin_outs) == 1 else lin_p
+    rule.params = {"rule": rule}  # shared by its equations (params are never mutated)
     rule.t = rule.transposed((False,) * len(lin_outs))  # all cotangents present
     return rule
 
@@ -421,9 +425,7 @@ class LinearizeJVPTrace(JVPTrace):
         ]
         inputs += [t.ir_var for t in lin_tangents]
         lin_vars = [Var(a) for a in rule.lin_out_avals]
-        pe.eqns.append(
-            Eqn(lin1_p if len(lin_vars) == 1 else lin_p, inputs, {"rule": rule}, lin_vars)
-        )
+        pe.eqns.append(Eqn(rule.lin_prim, inputs, rule.params, lin_vars))
         if not prim.multiple_results:
             tracer = JVPTracer(self, outs[0], StagingTracer(pe, lin_vars[0]))
             tracer._aval = rule.out_avals[0]

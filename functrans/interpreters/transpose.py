@@ -41,6 +41,7 @@ def backward_pass(
                 known.update(zip(eqn.outputs, outs, strict=True))
 
     add = add_p.bind
+    add_impl = add_p.impl  # on concrete values (the direct path), what add_p.bind would run
 
     for v, ct in zip(jaxpr.outvars, cts_out, strict=True):
         if type(ct) is not Zero and type(v) is Var and v not in known:
@@ -66,7 +67,7 @@ def backward_pass(
                 tangent_ins = [a for a, z in zip(tangent_ins, t.zero, strict=True) if not z]
             for a, ct_a in zip(tangent_ins, cts_in, strict=True):
                 old = ct_env.get(a)
-                ct_env[a] = ct_a if old is None else add(old, ct_a)
+                ct_env[a] = ct_a if old is None else add_impl(old, ct_a)
             continue
         if prim.multiple_results:
             cts = [ct_env.pop(v, None) for v in eqn.outputs]
