@@ -66,7 +66,7 @@ class Jitted:
         self._static_argnames = tuple(static_argnames)
         self._cache: dict[Any, Lowered] = {}
         self._fast: dict[Any, Callable] = {}  # positional arrays and scalars: signature -> run
-        self._by_type: dict[tuple, Callable] = {}  # scalars only: their types are the signature
+        self._by_type: dict[Any, Callable] = {}  # scalars only: their types are the signature
         self.trace_count = 0
         functools.update_wrapper(self, fun, updated=())  # never copy fun.__dict__ over ours
 
@@ -133,7 +133,7 @@ class Jitted:
         if not kwargs and _trace() is eval_trace and core.output_check is None:
             # Fast paths: positional arrays and scalars only, no static arguments. The signature
             # is then each argument's type (and shape and dtype for arrays); for scalars alone
-            # the types say everything, so their tuple is the key.
+            # the types say everything, so their tuple (one argument: its type) is the key.
             run = self._by_type.get(type(args[0]) if len(args) == 1 else tuple(map(type, args)))
             if run is not None:
                 return run(*args)
@@ -144,7 +144,7 @@ class Jitted:
         else:
             sig = None
         lowered, leaves = self._lower(args, kwargs)
-        if _current_trace.get() is eval_trace and core.output_check is None:
+        if _trace() is eval_trace and core.output_check is None:
             run = self._runner(lowered)
             if not kwargs and not self._static_argnums and sig is not None:
                 self._fast[sig] = run

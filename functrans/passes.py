@@ -1,10 +1,11 @@
 """Simplification passes over a closed Jaxpr (what jit runs before generating code).
 
-Each pass maps a program to an equivalent one and never changes results: constant folding
-(equations whose inputs are all known run once, at compile time), forwarding of algebraic
+Each pass maps a program to an equivalent one and never changes finite results: constant
+folding (equations whose inputs are all known run once, at compile time), forwarding of algebraic
 identities (x * 1, x + 0, no-op reshapes/transposes/casts/broadcasts), local rewrites (a product
-with a diagonal matrix becomes a scaling, transposes compose), common-subexpression elimination,
-and dead-code elimination. `simplify` runs them to a fixed point.
+with a diagonal matrix becomes a scaling; transposes and reshapes compose), common-subexpression
+elimination, and dead-code elimination. `simplify` runs them to a fixed point. Nothing that would
+change rounding (reassociation, constant-chain fusion) is done.
 """
 
 from __future__ import annotations
