@@ -161,7 +161,9 @@ def jacrev(
     def jacfun(*args, **kwargs):
         partial = _Partial(fun, "jacrev", argnums, args, kwargs)
         store: dict = {}
-        outs, lin, aux = linearize_flat(_flat_fun(partial, has_aux, "jacrev", store), partial.flat)
+        outs, lin, aux = linearize_flat(
+            _flat_fun(partial, has_aux, "jacrev", store), partial.flat, compiled=True
+        )
         jac = _reverse(lin, partial, store["out_tree"], single, chunk_size)
         return (jac, aux) if has_aux else jac
 
