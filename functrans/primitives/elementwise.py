@@ -257,6 +257,19 @@ div_p = binary(
 )
 
 
+def _div_abstract_eval(x, y):
+    a = check_same_avals("div", (x, y))
+    if a.dtype.kind not in "fc":  # true division of integers makes floats: promote first
+        raise TypeError(
+            f"primitive 'div' needs floating-point operands, got {a.str_short()}; "
+            "functrans.numpy.true_divide promotes integers to floating point before calling it."
+        )
+    return a
+
+
+div_p.abstract_eval = _div_abstract_eval
+
+
 def _div_transpose(ct, x, y):
     if is_undefined(y):
         raise_nonlinear_div()
