@@ -51,7 +51,12 @@ def shapes(
     """Array shapes, small by default (sizes multiply fast: 4^3 = 64 elements).
 
     Example:
-      >>> shapes(min_dims=1, max_dims=2).example()   # e.g. (3, 1)
+      >>> from hypothesis import given, settings
+      >>> @settings(max_examples=5)
+      ... @given(shapes(min_dims=1, max_dims=2))
+      ... def test_shapes(shape):
+      ...     assert 1 <= len(shape) <= 2 and all(1 <= n <= 4 for n in shape)
+      >>> test_shapes()
     """
     return hnp.array_shapes(
         min_dims=min_dims, max_dims=max_dims, min_side=min_side, max_side=max_side
@@ -135,8 +140,13 @@ def arrays(
       ValueError: no value satisfies the bounds and `avoid`.
 
     Example:
-      >>> @given(arrays((3, 4), np.float32, min_value=0.0, avoid=[1.0]))
-      ... def test_log1p(x): check_grads(fnp.log1p, (x,))
+      >>> from hypothesis import given, settings
+      >>> from functrans.testing import check_grads
+      >>> @settings(max_examples=5)
+      ... @given(arrays((3, 4), np.float32, min_value=0.0, avoid=[1.0]))
+      ... def test_log1p(x):
+      ...     check_grads(fnp.log1p, (x,))
+      >>> test_log1p()
     """
     if not _allowed_intervals(min_value, max_value, avoid, min_distance):
         raise ValueError(
@@ -181,7 +191,12 @@ def pytrees_of_arrays(
       max_children: the most children of one container.
 
     Example:
-      >>> pytrees_of_arrays(arrays(shape=(2,))).example()   # e.g. {'a': (array, [array])}
+      >>> from hypothesis import given, settings
+      >>> @settings(max_examples=5)
+      ... @given(pytrees_of_arrays(arrays(shape=(2,))))   # e.g. {'a': (array, [array])}
+      ... def test_leaves(tree):
+      ...     assert all(leaf.shape == (2,) for leaf in tree_util.tree_leaves(tree))
+      >>> test_leaves()
     """
     leaves = arrays() if leaves is None else leaves
     keys = st.sampled_from(["a", "b", "c", "w", "bias"])
@@ -226,8 +241,13 @@ def well_conditioned_matrices(
     and their derivatives.
 
     Example:
-      >>> @given(well_conditioned_matrices(3, cond_max=100.0))
-      ... def test_inv(a): check_grads(fnp.linalg.inv, (a,))
+      >>> from hypothesis import given, settings
+      >>> from functrans.testing import check_grads
+      >>> @settings(max_examples=5)
+      ... @given(well_conditioned_matrices(3, cond_max=100.0))
+      ... def test_inv(a):
+      ...     check_grads(fnp.linalg.inv, (a,))
+      >>> test_inv()
     """
     if cond_max < 1:
         raise ValueError(f"well_conditioned_matrices: cond_max must be >= 1, got {cond_max}")
@@ -246,8 +266,13 @@ def spd_matrices(
     Exactly symmetric (as stored) and safely positive definite: Cholesky succeeds in float32 too.
 
     Example:
-      >>> @given(spd_matrices(4))
-      ... def test_cholesky(a): check_grads(fnp.linalg.cholesky, (a,))
+      >>> from hypothesis import given, settings
+      >>> from functrans.testing import check_grads
+      >>> @settings(max_examples=5)
+      ... @given(spd_matrices(4))
+      ... def test_cholesky(a):
+      ...     check_grads(fnp.linalg.cholesky, (a,))
+      >>> test_cholesky()
     """
     if cond_max < 1:
         raise ValueError(f"spd_matrices: cond_max must be >= 1, got {cond_max}")
@@ -285,10 +310,16 @@ def tangents_like(
     shapes and dtypes; integer and boolean leaves get zeros (they are not differentiated).
 
     Example:
-      >>> @given(st.data())
+      >>> from hypothesis import given, settings, strategies as st
+      >>> from functrans.testing import assert_jvp_matches_fd
+      >>> f = lambda x, w: fnp.tanh(x @ w)
+      >>> args = (np.ones((2, 3)), np.full((3, 2), 0.5))
+      >>> @settings(max_examples=5)
+      ... @given(st.data())
       ... def test(data):
       ...     t = data.draw(tangents_like(args))
       ...     assert_jvp_matches_fd(f, args, t)
+      >>> test()
     """
     return _like(value, min_value, max_value)
 
@@ -300,7 +331,17 @@ def cotangents_like(
     and boolean leaves). Pass them to `vjp`'s pullback or `assert_vjp_matches_jvp`.
 
     Example:
-      >>> u = data.draw(cotangents_like(f(*args)))
+      >>> from hypothesis import given, settings, strategies as st
+      >>> from functrans.testing import assert_vjp_matches_jvp
+      >>> f = lambda x, w: fnp.tanh(x @ w)
+      >>> args = (np.ones((2, 3)), np.full((3, 2), 0.5))
+      >>> @settings(max_examples=5)
+      ... @given(st.data())
+      ... def test(data):
+      ...     t = data.draw(tangents_like(args))
+      ...     u = data.draw(cotangents_like(f(*args)))
+      ...     assert_vjp_matches_jvp(f, args, cotangents=u, tangents=t)
+      >>> test()
     """
     return _like(value, min_value, max_value)
 
@@ -321,11 +362,17 @@ def in_axes_for(
     leaf gets an axis of length n.
 
     Example:
-      >>> @given(st.data())
+      >>> from hypothesis import given, settings, strategies as st
+      >>> from functrans.testing import assert_vmap_matches_loop
+      >>> f = lambda x, w: fnp.tanh(x @ w)
+      >>> args = (np.ones((2, 3)), np.full((3, 2), 0.5))
+      >>> @settings(max_examples=5)
+      ... @given(st.data())
       ... def test(data):
       ...     in_axes = data.draw(in_axes_for(args))
       ...     batch = data.draw(batched(args, in_axes))
       ...     assert_vmap_matches_loop(f, batch, in_axes)
+      >>> test()
     """
     args = tuple(args)
 
@@ -386,7 +433,14 @@ def batched(
     values in `args` (so a positive leaf stays positive); integer and boolean leaves are copied.
 
     Example:
-      >>> batch = data.draw(batched((x, w), in_axes=(0, None), size=4))
+      >>> from hypothesis import given, settings, strategies as st
+      >>> x, w = np.ones((2, 3)), np.full((3, 2), 0.5)
+      >>> @settings(max_examples=5)
+      ... @given(batched((x, w), in_axes=(0, None), size=4))
+      ... def test(batch):
+      ...     xs, ws = batch
+      ...     assert xs.shape == (4, 2, 3) and ws is w   # x stacked on axis 0, w unmapped
+      >>> test()
     """
     args = tuple(args)
     leaves, tree = tree_util.tree_flatten(args)
