@@ -50,6 +50,9 @@ def _axes_error(what: str, axes: Any, tree: Any, err: TreeStructureError) -> Tre
     )
 
 
+_LEAVES = frozenset((np.ndarray, np.float64, np.float32, float, int, complex, np.complex128))
+
+
 def _flat_in_axes(in_axes: Any, args: tuple) -> list[int | None]:
     if isinstance(in_axes, list):
         in_axes = tuple(in_axes)  # JAX accepts lists at the top level, like tuples
@@ -58,22 +61,33 @@ def _flat_in_axes(in_axes: Any, args: tuple) -> list[int | None]:
             f"vmap: in_axes is a tuple of length {len(in_axes)} but the function was called "
             f"with {len(args)} positional arguments; give one entry per argument."
         )
+    if all(type(a) in _LEAVES for a in args):  # the common case: one axis per array argument
+        if in_axes is None or type(in_axes) is int:
+            return [in_axes] * len(args)
+        if type(in_axes) is tuple and all(a is None or type(a) is int for a in in_axes):
+            return list(in_axes)
     try:
         return tree_util.broadcast_prefix(in_axes, args, what="in_axes")
     except TreeStructureError as err:
         raise _axes_error("in_axes", in_axes, args, err) from None
 
 
-def _check_axis(axis: Any, key: str, aval, what: str) -> int | None:
+def _leaf_key(tree: Any, i: int) -> str:
+    """The key path of leaf i of `tree`, for error messages (computed only when one is raised)."""
+    return tree_util.keystr(tree_util.tree_flatten_with_path(tree)[0][i][0])
+
+
+def _check_axis(axis: Any, tree: Any, i: int, aval, what: str) -> int | None:
     if axis is None:
         return None
     if not isinstance(axis, (int, np.integer)):
-        raise TypeError(f"vmap: {what}{key} must be an int or None, got {axis!r}")
+        raise TypeError(f"vmap: {what}{_leaf_key(tree, i)} must be an int or None, got {axis!r}")
     if not -aval.ndim <= axis < aval.ndim:
         raise BatchingError(
-            f"vmap: {what}{key} is {axis} but the {'argument' if what == 'in_axes' else 'output'}"
-            f" has shape {aval.shape} (rank {aval.ndim}); use an axis in "
-            f"[{-aval.ndim}, {aval.ndim}) or None for unbatched values."
+            f"vmap: {what}{_leaf_key(tree, i)} is {axis} but the "
+            f"{'argument' if what == 'in_axes' else 'output'} has shape {aval.shape} (rank "
+            f"{aval.ndim}); use an axis in [{-aval.ndim}, {aval.ndim}) or None for unbatched "
+            "values."
         )
     return int(axis) % aval.ndim
 
@@ -125,13 +139,12 @@ def vmap(
             )(*args, *[kwargs[k] for k in kw_names])
         flat_args, in_tree = tree_util.tree_flatten(args)
         flat_args = [_as_array(x) for x in flat_args]
-        paths = [p for p, _ in tree_util.tree_flatten_with_path(args)[0]]
         axes = _flat_in_axes(in_axes, args)
         dims = [
-            _check_axis(a, tree_util.keystr(p), aval_of(x), "in_axes")
-            for a, p, x in zip(axes, paths, flat_args)
+            _check_axis(a, args, i, aval_of(x), "in_axes")
+            for i, (a, x) in enumerate(zip(axes, flat_args))
         ]
-        size = _batch_size(flat_args, dims, paths, axis_size)
+        size = _batch_size(flat_args, dims, args, axis_size)
         if chunk_size is not None and size > chunk_size:
             return _chunked(batched, args, flat_args, dims, in_tree, size, chunk_size, out_axes)
         store: dict = {}
@@ -145,25 +158,37 @@ def vmap(
         out_tree = store["out_tree"]
         out_example = tree_util.tree_unflatten(out_tree, list(range(len(outs))))
         try:
-            flat_out_axes = tree_util.broadcast_prefix(out_axes, out_example, what="out_axes")
+            flat_out_axes = (
+                [out_axes] * len(outs)  # the common case: one axis for every output
+                if out_axes is None or type(out_axes) is int
+                else tree_util.broadcast_prefix(out_axes, out_example, what="out_axes")
+            )
         except TreeStructureError as err:
             raise _axes_error("out_axes", out_axes, out_example, err) from None
-        out_paths = [p for p, _ in tree_util.tree_flatten_with_path(out_example)[0]]
         results = [
-            _place_output(o, d, a, size, tree_util.keystr(p), flat_args)
-            for o, d, a, p in zip(outs, out_dims, flat_out_axes, out_paths)
+            _place_output(o, d, a, size, out_example, i, flat_args)
+            for i, (o, d, a) in enumerate(zip(outs, out_dims, flat_out_axes))
         ]
         return tree_util.tree_unflatten(out_tree, results)
 
     return batched
 
 
-def _batch_size(flat_args, dims, paths, axis_size) -> int:
-    sizes = {}
-    for x, d, p in zip(flat_args, dims, paths):
+def _batch_size(flat_args, dims, args, axis_size) -> int:
+    sizes = {aval_of(x).shape[d] for x, d in zip(flat_args, dims) if d is not None}
+    if axis_size is not None:
+        sizes.add(int(axis_size))
+    if len(sizes) == 1:
+        return next(iter(sizes))
+    return _batch_size_error(flat_args, dims, args, axis_size)
+
+
+def _batch_size_error(flat_args, dims, args, axis_size):
+    sizes: dict[int, list[str]] = {}
+    for i, (x, d) in enumerate(zip(flat_args, dims)):
         if d is not None:
             sizes.setdefault(aval_of(x).shape[d], []).append(
-                f"args{tree_util.keystr(p)} (axis {d}, shape {aval_of(x).shape})"
+                f"args{_leaf_key(args, i)} (axis {d}, shape {aval_of(x).shape})"
             )
     if axis_size is not None:
         sizes.setdefault(int(axis_size), []).append(f"axis_size={axis_size}")
@@ -181,11 +206,12 @@ def _batch_size(flat_args, dims, paths, axis_size) -> int:
     return next(iter(sizes))
 
 
-def _place_output(out, dim, axis, size, key, inputs) -> Any:
+def _place_output(out, dim, axis, size, out_example, i, inputs) -> Any:
     if axis is None:
         if dim is not None:
             raise BatchingError(
-                f"vmap: out_axes{key} is None but that output differs across the batch "
+                f"vmap: out_axes{_leaf_key(out_example, i)} is None but that output differs "
+                "across the batch "
                 f"({aval_of(out).str_short()} with batch axis {dim}); use an integer out_axes "
                 "for it, or make it independent of the mapped inputs."
             )
@@ -193,7 +219,8 @@ def _place_output(out, dim, axis, size, key, inputs) -> Any:
     ndim = aval_of(out).ndim + (dim is None)
     if not -ndim <= axis < ndim:
         raise BatchingError(
-            f"vmap: out_axes{key} is {axis} but the batched output has rank {ndim}; use an axis "
+            f"vmap: out_axes{_leaf_key(out_example, i)} is {axis} but the batched output has "
+            f"rank {ndim}; use an axis "
             f"in [{-ndim}, {ndim})."
         )
     return _finish(bdim_to(out, dim, axis % ndim, size), inputs)
