@@ -116,7 +116,9 @@ class _Partial:
         self.args = list(args)
         self.kwargs = kwargs
         # Fast path (the common case): every differentiated argument is a single array.
-        self.leaves = all(type(args[i]) in _LEAF_TYPES for i in self.argnums)
+        self.leaves = all(
+            type(args[i]) in _LEAF_TYPES or isinstance(args[i], Tracer) for i in self.argnums
+        )
         if self.leaves:
             dyn = self.flat = [_as_array(args[i]) for i in self.argnums]
             self.in_tree = _leaf_tuple_tree(len(dyn))
