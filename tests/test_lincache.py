@@ -219,3 +219,43 @@ def test_compile_exact_runs_a_program_as_eager_evaluation_does():
     for g, w in zip(got, want, strict=True):
         np.testing.assert_array_equal(g, w)  # bit for bit
         assert np.asarray(g).dtype == np.asarray(w).dtype
+
+
+def test_params_key_tells_signed_zeros_apart_and_matches_nan(compile_now):
+    x = np.ones(3)
+    pad = lambda v: lambda x: fnp.sum(fnp.pad(x, 1, constant_values=v) * 2.0)  # noqa: E731
+    for v in (0.0, -0.0):
+        out, _ = ft.vjp(lambda x, v=v: fnp.pad(x, 1, constant_values=v), x)
+        assert np.signbit(out[0]) == np.signbit(v)
+        ft.grad(pad(v))(x)
+    from functrans.primitives import ALL_PRIMITIVES
+
+    prim = ALL_PRIMITIVES["reduce_sum"]
+    assert lincache.params_key(prim, {"v": 0.0}) != lincache.params_key(prim, {"v": -0.0})
+    assert lincache.params_key(prim, {"v": np.nan}) == lincache.params_key(prim, {"v": np.nan})
+    assert lincache.params_key(prim, {"v": (1, 2)}) != lincache.params_key(prim, {"v": (1.0, 2)})
+
+
+def test_rules_with_large_constants_are_not_cached(compile_now):
+    a = np.random.default_rng(0).standard_normal((120, 120))
+    a = a + a.T
+    g = ft.grad(lambda x: fnp.sum(fnp.linalg.eigh(x).eigenvalues ** 2))
+    np.testing.assert_allclose(g(a), g(a))
+    held = sum(
+        np.asarray(c).nbytes
+        for r in lincache._rules.values()
+        if isinstance(r, lincache.LinRule)
+        for t in r._transposes.values()
+        for c in t.consts
+    )
+    assert held <= lincache._MAX_CONST_BYTES * len(lincache._rules)
+    assert not any(
+        isinstance(r, lincache.LinRule) and r.name == "eigh" for r in lincache._rules.values()
+    )
+
+
+@pytest.mark.filterwarnings("ignore::PendingDeprecationWarning")
+def test_ndarray_subclasses_keep_numpy_semantics_in_arithmetic():
+    m = np.matrix([[1.0, 2.0], [3.0, 4.0]])
+    out, t = ft.jvp(lambda x: x * x, (m,), (m,))
+    np.testing.assert_array_equal(np.asarray(out), np.asarray(m) * np.asarray(m))

@@ -366,3 +366,11 @@ def test_float32_stays_float32():
         fn = getattr(fnp, name)
         assert np.asarray(fn(x, axis=0)).dtype == np.float32, name
         assert ft.grad(lambda x, fn=fn: fnp.sum(fn(x, axis=0)))(x).dtype == np.float32, name
+
+
+@pytest.mark.parametrize("x", [np.arange(1, 5), np.array([1, 2, 4]), np.array([-1, -2])])
+def test_mean_and_var_with_an_integer_dtype_truncate_like_numpy(x):
+    for fn, np_fn in ((fnp.mean, np.mean), (fnp.var, np.var)):
+        want = np_fn(x, dtype=np.int64)
+        for got in (fn(x, dtype=np.int64), ft.jit(lambda x, fn=fn: fn(x, dtype=np.int64))(x)):
+            assert got == want and np.asarray(got).dtype == np.int64

@@ -249,25 +249,35 @@ lin1_p.batch = _lin1_batch
 # Deriving a rule
 
 
-def _plain(v: Any) -> bool:
-    """A param value that is a constant of the rule (not a function, program or array)."""
-    if v is None or type(v) in (bool, int, float, str, complex):
-        return True
+def _param_key(v: Any) -> Any:
+    """A hashable key that tells apart the values a rule may depend on, or raises TypeError.
+
+    Floats are keyed by their bits (0.0 and -0.0 are equal numbers but pad differently; NaN is
+    not equal to itself), every value with its type (1, 1.0 and True are equal dictionary keys).
+    Functions, programs and arrays are not plain values: their rules are not compiled.
+    """
+    t = type(v)
+    if t is float:
+        return ("f", v.hex())
+    if t is complex:
+        return ("c", v.real.hex(), v.imag.hex())
+    if v is None or t in (bool, int, str):
+        return (t.__name__, v)
     if isinstance(v, np.dtype):
-        return True
-    return type(v) is tuple and all(_plain(e) for e in v)
+        return ("dtype", v.str)
+    if t is tuple:
+        return ("tuple", *map(_param_key, v))
+    raise TypeError(f"not a plain param value: {t.__name__}")
 
 
 def params_key(prim: Primitive, params: dict) -> tuple | None:
     """A hashable key for params, or None when the rule cannot be compiled."""
     if prim.effectful or prim.partial_eval is not None:
         return None
-    if not params:
-        return ()
-    if not all(_plain(v) for v in params.values()):
+    try:
+        return tuple(sorted((k, _param_key(v)) for k, v in params.items()))
+    except TypeError:
         return None
-    # the type is part of the key: 1, 1.0 and True are equal dictionary keys
-    return tuple(sorted((k, type(v), v) for k, v in params.items()))
 
 
 def derive(prim: Primitive, params: dict, in_avals: list, mask: tuple[bool, ...]) -> LinRule | None:
@@ -295,6 +305,11 @@ def derive(prim: Primitive, params: dict, in_avals: list, mask: tuple[bool, ...]
     lin_jaxpr, lin_consts = pe.to_jaxpr(lin_outs)
     known_jaxpr, known_consts = known.to_jaxpr(outs + list(lin_consts))
     known.alive = False
+    # A rule keeps its constants alive as long as it is cached. Rules with large ones (the n x n
+    # masks of matrix rules) are not worth caching: at those sizes the interpreters' overhead is
+    # negligible next to the NumPy work.
+    if sum(np.asarray(c).nbytes for c in known_consts) > _MAX_CONST_BYTES:
+        return None
 
     rule = LinRule()
     rule.name = prim.name
@@ -312,6 +327,8 @@ def derive(prim: Primitive, params: dict, in_avals: list, mask: tuple[bool, ...]
     rule.lin_prim = lin1_p if len(lin_outs) == 1 else lin_p
     rule.params = {"rule": rule}  # shared by its equations (params are never mutated)
     rule.t = rule.transposed((False,) * len(lin_outs))  # all cotangents present
+    if sum(np.asarray(c).nbytes for c in rule.t.consts) > _MAX_CONST_BYTES:
+        return None
     return rule
 
 
@@ -319,6 +336,7 @@ def derive(prim: Primitive, params: dict, in_avals: list, mask: tuple[bool, ...]
 # compiled on its second sighting, so one-off signatures cost nothing extra).
 _SEEN_ONCE = object()
 _MAX_RULES = 4096
+_MAX_CONST_BYTES = 64 * 1024
 _rules: dict[tuple, Any] = {}
 _compile_first_sighting = False
 

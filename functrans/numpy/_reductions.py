@@ -116,7 +116,17 @@ def mean(x, axis=None, dtype=None, keepdims=False):
     axes = normalize_axes(axis, aval.ndim)
     dtype = np.dtype(dtype) if dtype is not None else _inexact_dtype(aval.dtype)
     total = sum(x, axis=axes, dtype=dtype, keepdims=keepdims)
-    return ew.div(total, _full_like(total, _count(aval.shape, axes)))
+    return _divide_as(total, _count(aval.shape, axes))
+
+
+def _divide_as(total, count):
+    """total / count in total's dtype. An integer dtype divides in float64 and truncates toward
+    zero, as NumPy's mean and var do when asked for an integer dtype."""
+    dtype = aval_of(total).dtype
+    if dtype.kind in "fc":
+        return ew.div(total, _full_like(total, count))
+    wide = ew.convert_element_type(total, new_dtype=np.dtype(np.float64))
+    return ew.convert_element_type(ew.div(wide, _full_like(wide, count)), new_dtype=dtype)
 
 
 def var(x, axis=None, dtype=None, ddof=0, keepdims=False):
@@ -129,13 +139,13 @@ def var(x, axis=None, dtype=None, ddof=0, keepdims=False):
     axes = normalize_axes(axis, aval.ndim)
     dtype = np.dtype(dtype) if dtype is not None else _inexact_dtype(aval.dtype)
     x = ew.convert_element_type(x, new_dtype=dtype)
-    centered = ew.sub(x, broadcast_to_shape(mean(x, axes, keepdims=True), aval.shape))
+    centered = ew.sub(x, broadcast_to_shape(mean(x, axes, dtype, keepdims=True), aval.shape))
     if dtype.kind == "c":
         squared = ew.integer_pow(absolute(centered), y=2)
     else:
         squared = ew.mul(centered, centered)
     total = sum(squared, axis=axes, keepdims=keepdims)
-    return ew.div(total, _full_like(total, _count(aval.shape, axes) - ddof))
+    return _divide_as(total, _count(aval.shape, axes) - ddof)
 
 
 def std(x, axis=None, dtype=None, ddof=0, keepdims=False):

@@ -155,24 +155,27 @@ def binary(
 # Linear and bilinear arithmetic
 #
 # NumPy's ufunc call costs about 1 µs on scalars, the operator 0.06 µs, with the same result for
-# NumPy operands. Two Python scalars (a Literal pair) go through the ufunc, which returns a NumPy
-# value and follows NumPy's rules (1.0 / 0.0 is inf, not ZeroDivisionError).
+# plain NumPy operands. Anything else takes the ufunc: two Python scalars (a Literal pair), where
+# NumPy's rules differ from Python's (1.0 / 0.0 is inf, not ZeroDivisionError), and ndarray
+# subclasses, whose operators may mean something else (np.matrix's * is a matrix product).
 
-_PY_SCALAR_TYPES = frozenset((bool, int, float, complex))
+_OPERATOR_TYPES = frozenset(
+    [np.ndarray] + [np.dtype(c).type for c in "?bhilqBHILQefdgFDG"]  # the NumPy scalar types
+)
 
 
 def _operator_impl(op: Callable, ufunc: np.ufunc) -> Callable:
     def impl(x, y):
-        if type(x) in _PY_SCALAR_TYPES and type(y) in _PY_SCALAR_TYPES:
-            return ufunc(x, y)
-        return op(x, y)
+        if type(x) in _OPERATOR_TYPES and type(y) in _OPERATOR_TYPES:
+            return op(x, y)
+        return ufunc(x, y)
 
     impl.__name__ = ufunc.__name__
     return impl
 
 
 def _neg_impl(x):
-    return np.negative(x) if type(x) in _PY_SCALAR_TYPES else -x
+    return -x if type(x) in _OPERATOR_TYPES else np.negative(x)
 
 
 neg_p = unary("neg", _neg_impl)
