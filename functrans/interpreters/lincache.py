@@ -61,9 +61,9 @@ class LinRule:
         "lin_out_avals",
         "lin_jaxpr",
         "known_fn",
+        "forwards",
         "lin_prim",
         "params",
-        "t",
         "_transposes",
         "_fwd_fn",
     )
@@ -75,16 +75,21 @@ class LinRule:
         """The linear map by binding (under any transformation): residuals, tangents -> outs."""
         return eval_jaxpr(self.lin_jaxpr, ops[: self.n_res], *ops[self.n_res :])
 
-    def transposed(self, ct_zero: tuple[bool, ...]) -> Transposed:
-        """The transpose for cotangents that are symbolically zero where `ct_zero` says.
+    def transposed(self, ct_zero: tuple[bool, ...], acc: tuple[bool, ...]) -> Transposed:
+        """The transpose for output cotangents that are symbolically zero where `ct_zero` says,
+        adding onto running input cotangents where `acc` says.
 
         Zero cotangents must stay symbolic: eigh's transpose, say, multiplies the eigenvector
         cotangent by 1/(w_i - w_j), which is inf at a repeated eigenvalue; a real zero there
-        would give NaN where the eigenvalues alone have a finite gradient.
+        would give NaN where the eigenvalues alone have a finite gradient. The running sums are
+        inputs so that every contribution is added onto them in the order the general path
+        adds it: floating-point addition is not associative, and a gradient must not change
+        between the first call and the compiled ones.
         """
-        t = self._transposes.get(ct_zero)
+        key = (ct_zero, acc)
+        t = self._transposes.get(key)
         if t is None:
-            t = self._transposes[ct_zero] = Transposed(self.lin_jaxpr, ct_zero)
+            t = self._transposes[key] = Transposed(self.lin_jaxpr, ct_zero, acc)
         return t
 
     def forward_fn(self):
@@ -144,12 +149,13 @@ def compile_exact(jaxpr: Jaxpr, consts: list[Any]) -> Callable[..., tuple]:
 
 
 class Transposed:
-    """A rule's linear program transposed (for one pattern of zero output cotangents), staged
-    and compiled: (residuals, non-zero cotangents) -> the non-zero input cotangents."""
+    """A rule's linear program transposed for one pattern of zero output cotangents and of
+    running input cotangents, staged and compiled:
+    (residuals, non-zero cotangents, running sums) -> the input cotangents that are not zero."""
 
-    __slots__ = ("jaxpr", "consts", "zero", "all", "fn")
+    __slots__ = ("jaxpr", "consts", "zero", "fn")
 
-    def __init__(self, lin_jaxpr: Jaxpr, ct_zero: tuple[bool, ...]):
+    def __init__(self, lin_jaxpr: Jaxpr, ct_zero: tuple[bool, ...], acc: tuple[bool, ...]):
         from functrans.interpreters.transpose import backward_pass
 
         staging = StagingTrace(eval_trace)
@@ -158,16 +164,47 @@ class Transposed:
             Zero(v.aval) if z else staging.new_arg(v.aval)
             for v, z in zip(lin_jaxpr.outvars, ct_zero, strict=True)
         ]
+        init = [staging.new_arg(v.aval) if a else None for v, a in zip(lin_jaxpr.invars, acc)]
         token = _current_trace.set(staging)
         try:
-            cts_in = backward_pass(lin_jaxpr, res, cts)
+            cts_in = backward_pass(lin_jaxpr, res, cts, init=init)
         finally:
             _current_trace.reset(token)
             staging.alive = False
         self.zero = [type(c) is Zero for c in cts_in]
-        self.all = not any(self.zero)
         self.jaxpr, self.consts = staging.to_jaxpr([c for c in cts_in if type(c) is not Zero])
         self.fn = compile_exact(self.jaxpr, self.consts)
+
+
+def transpose_into(eqn, ct_env: dict, known: dict, direct: bool) -> None:
+    """Transpose a lin equation inside `backward_pass`: read its output cotangents from
+    `ct_env`, and add its contributions onto the running cotangents of its tangent operands."""
+    rule = eqn.params["rule"]
+    if eqn.prim is lin1_p:
+        ct = ct_env.pop(eqn.outputs[0], None)
+        if ct is None:
+            return
+        cts = [ct]
+        ct_zero: tuple[bool, ...] = (False,)
+    else:
+        cts = [ct_env.pop(v, None) for v in eqn.outputs]
+        ct_zero = tuple(c is None for c in cts)
+        if all(ct_zero):
+            return
+        cts = [c for c in cts if c is not None]
+    n = rule.n_res
+    ins = eqn.inputs
+    tangent_vars = ins[n:]
+    accs = [ct_env.get(a) for a in tangent_vars]
+    t = rule.transposed(ct_zero, tuple(a is not None for a in accs))
+    args = [a.val if type(a) is Literal else known[a] for a in ins[:n]]
+    args += cts
+    args += [a for a in accs if a is not None]
+    outs = t.fn(*args) if direct else eval_jaxpr(t.jaxpr, t.consts, *args)
+    it = iter(outs)
+    for a, zero in zip(tangent_vars, t.zero, strict=True):
+        if not zero:
+            ct_env[a] = next(it)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -187,22 +224,21 @@ def _lin1_impl(*ops, rule):
 
 
 def _lin_transpose(cts, *ops, rule):
+    # backward_pass transposes lin equations itself (transpose_into); this rule serves other
+    # callers of transpose rules
     n_res = rule.n_res
     if type(cts) is list:
-        t = rule.transposed(tuple(type(c) is Zero for c in cts))
+        ct_zero = tuple(type(c) is Zero for c in cts)
         cts = [c for c in cts if type(c) is not Zero]
     else:
-        t = rule.t
+        ct_zero = (False,)
         cts = [cts]
+    t = rule.transposed(ct_zero, (False,) * (len(ops) - n_res))
     if _current_trace.get() is eval_trace and core.output_check is None:
         cts_in = t.fn(*ops[:n_res], *cts)
-    else:  # under a transformation (vmap for jacrev, jvp of a pullback, jit): bind
+    else:  # under a transformation: bind
         cts_in = eval_jaxpr(t.jaxpr, t.consts, *ops[:n_res], *cts)
     out: list[Any] = [None] * n_res
-    if t.all:  # the common case: every tangent operand gets a cotangent
-        for ct, x in zip(cts_in, ops[n_res:]):
-            out.append(ct if type(x) is UndefPrimal else None)
-        return out
     it = iter(cts_in)
     for zero, x in zip(t.zero, ops[n_res:], strict=True):
         ct = None if zero else next(it)
@@ -287,7 +323,13 @@ def derive(prim: Primitive, params: dict, in_avals: list, mask: tuple[bool, ...]
     known = StagingTrace(eval_trace)
     pe = PartialEvalTrace(known)
     primals = [known.new_arg(a) for a in in_avals]
-    tangents = [pe.new_arg(a) if m else Zero(a) for a, m in zip(in_avals, mask, strict=True)]
+    # mask[i]: 0 for no tangent, else which distinct tangent operand i carries (1, 2, ...): an
+    # operand used twice (x * x) is one tangent, as in the general path
+    distinct: dict[int, Any] = {}
+    for a, m in zip(in_avals, mask, strict=True):
+        if m and m not in distinct:
+            distinct[m] = pe.new_arg(a)
+    tangents = [distinct[m] if m else Zero(a) for a, m in zip(in_avals, mask, strict=True)]
     token = _current_trace.set(pe)
     try:
         out, t_out = prim.jvp(primals, tangents, **params)
@@ -303,6 +345,11 @@ def derive(prim: Primitive, params: dict, in_avals: list, mask: tuple[bool, ...]
     if not lin_outs or any(not (type(t) is StagingTracer and t._trace is pe) for t in lin_outs):
         return None
     lin_jaxpr, lin_consts = pe.to_jaxpr(lin_outs)
+    # An output tangent that is an input tangent (x + c) is passed on without an equation, as
+    # the general path does, so cotangents add up in its order; mixed cases take that path.
+    forwards = [v in lin_jaxpr.invars for v in lin_jaxpr.outvars]
+    if any(forwards) and not all(forwards) or len(set(lin_jaxpr.outvars)) < len(lin_outs):
+        return None
     known_jaxpr, known_consts = known.to_jaxpr(outs + list(lin_consts))
     known.alive = False
     # A rule keeps its constants alive as long as it is cached. Rules with large ones (the n x n
@@ -326,8 +373,11 @@ def derive(prim: Primitive, params: dict, in_avals: list, mask: tuple[bool, ...]
     rule._fwd_fn = None
     rule.lin_prim = lin1_p if len(lin_outs) == 1 else lin_p
     rule.params = {"rule": rule}  # shared by its equations (params are never mutated)
-    rule.t = rule.transposed((False,) * len(lin_outs))  # all cotangents present
-    if sum(np.asarray(c).nbytes for c in rule.t.consts) > _MAX_CONST_BYTES:
+    rule.forwards = (
+        [lin_jaxpr.invars.index(v) for v in lin_jaxpr.outvars] if all(forwards) else None
+    )
+    t = rule.transposed((False,) * len(lin_outs), (False,) * len(lin_jaxpr.invars))
+    if sum(np.asarray(c).nbytes for c in t.consts) > _MAX_CONST_BYTES:
         return None
     return rule
 
@@ -401,17 +451,22 @@ class LinearizeJVPTrace(JVPTrace):
                 p = x.primal
                 t = x.tangent
                 if type(t) is Zero:
-                    key.append(False)
+                    key.append(0)
                 elif type(t) is StagingTracer and t._trace is pe:
-                    key.append(True)
-                    lin_tangents.append(t)
+                    for i, u in enumerate(lin_tangents):  # the same tangent twice: x * x
+                        if u is t:
+                            key.append(i + 1)
+                            break
+                    else:
+                        lin_tangents.append(t)
+                        key.append(len(lin_tangents))
                 else:  # a known tangent: the general path
                     return JVPTrace.process_primitive(self, prim, args, params)
             elif isinstance(x, Tracer):  # not ours: the general path checks and reports
                 return JVPTrace.process_primitive(self, prim, args, params)
             else:
                 p = x
-                key.append(False)
+                key.append(0)
             primals.append(p)
             if type(p) is np.ndarray or isinstance(p, np.generic):
                 key.append(p.shape)
@@ -436,6 +491,15 @@ class LinearizeJVPTrace(JVPTrace):
                 return JVPTrace.process_primitive(self, prim, args, params)
         outs = rule.known_fn(*primals)
         n_out = rule.n_out
+        if rule.forwards is not None:  # output tangents are input tangents: no equation
+            lin_out_tracers = [lin_tangents[i] for i in rule.forwards]
+            if not prim.multiple_results:
+                return JVPTracer(self, outs[0], lin_out_tracers[0])
+            it = iter(lin_out_tracers)
+            return [
+                o if zero else JVPTracer(self, o, next(it))
+                for o, zero in zip(outs[:n_out], rule.out_zero, strict=True)
+            ]
         # Stage the lin equation directly: its operands' avals are known from the rule.
         inputs = [
             Literal(r, a) if scalar else pe.to_atom(r)

@@ -14,18 +14,25 @@ from typing import Any
 
 from functrans import core
 from functrans.core import UndefPrimal, Zero
-from functrans.interpreters.lincache import lin1_p
+from functrans.interpreters.lincache import lin1_p, lin_p, transpose_into
 from functrans.ir import Jaxpr, Literal, Var
 from functrans.primitives import add_p
 
 
 def backward_pass(
-    jaxpr: Jaxpr, consts: Sequence[Any], cts_out: Sequence[Any], mixed: bool = False
+    jaxpr: Jaxpr,
+    consts: Sequence[Any],
+    cts_out: Sequence[Any],
+    mixed: bool = False,
+    init: Sequence[Any] | None = None,
 ) -> list[Any]:
     """Cotangents of the invars. `mixed`: the program may also hold equations on known values
-    only (sub-programs of control flow, batched after staging); they are evaluated first."""
+    only (sub-programs of control flow, batched after staging); they are evaluated first.
+    `init`: running cotangents of the invars (None: none) that contributions are added onto."""
     known: dict[Var, Any] = dict(zip(jaxpr.constvars, consts, strict=True))
     ct_env: dict[Var, Any] = {}
+    if init is not None:
+        ct_env.update((v, c) for v, c in zip(jaxpr.invars, init, strict=True) if c is not None)
     eqns = jaxpr.eqns
     if mixed:
         linear = set(jaxpr.invars)
@@ -41,7 +48,6 @@ def backward_pass(
                 known.update(zip(eqn.outputs, outs, strict=True))
 
     add = add_p.bind
-    add_impl = add_p.impl  # on concrete values (the direct path), what add_p.bind would run
 
     for v, ct in zip(jaxpr.outvars, cts_out, strict=True):
         if type(ct) is not Zero and type(v) is Var and v not in known:
@@ -53,21 +59,8 @@ def backward_pass(
     direct = not checking and not mixed and core._current_trace.get() is core.eval_trace
     for eqn in reversed(eqns):
         prim = eqn.prim
-        if prim is lin1_p and direct:
-            ct = ct_env.pop(eqn.outputs[0], None)
-            if ct is None:
-                continue
-            rule = eqn.params["rule"]
-            t = rule.t
-            n = rule.n_res
-            ins = eqn.inputs
-            cts_in = t.fn(*[a.val if type(a) is Literal else known[a] for a in ins[:n]], ct)
-            tangent_ins = ins[n:]
-            if not t.all:
-                tangent_ins = [a for a, z in zip(tangent_ins, t.zero, strict=True) if not z]
-            for a, ct_a in zip(tangent_ins, cts_in, strict=True):
-                old = ct_env.get(a)
-                ct_env[a] = ct_a if old is None else add_impl(old, ct_a)
+        if (prim is lin1_p or prim is lin_p) and not mixed:
+            transpose_into(eqn, ct_env, known, direct)
             continue
         if prim.multiple_results:
             cts = [ct_env.pop(v, None) for v in eqn.outputs]
@@ -93,7 +86,7 @@ def backward_pass(
                 cts_in = prim.transpose(ct, *args, **eqn.params)
             finally:
                 core.debug_eqn.reset(token)
-        for a, arg, ct_a in zip(eqn.inputs, args, cts_in):
+        for a, arg, ct_a in zip(eqn.inputs, args, cts_in, strict=True):
             if ct_a is not None and type(arg) is UndefPrimal and type(ct_a) is not Zero:
                 old = ct_env.get(a)
                 ct_env[a] = ct_a if old is None else add(old, ct_a)
