@@ -62,6 +62,7 @@ class LinRule:
         "lin_jaxpr",
         "known_fn",
         "forwards",
+        "single",
         "lin_prim",
         "params",
         "_transposes",
@@ -180,6 +181,24 @@ def transpose_into(eqn, ct_env: dict, known: dict, direct: bool) -> None:
     """Transpose a lin equation inside `backward_pass`: read its output cotangents from
     `ct_env`, and add its contributions onto the running cotangents of its tangent operands."""
     rule = eqn.params["rule"]
+    if rule.single is not None and direct:  # the hot case: one tangent in, one out, eagerly
+        ct = ct_env.pop(eqn.outputs[0], None)
+        if ct is None:
+            return
+        ins = eqn.inputs
+        n = rule.n_res
+        a = ins[n]
+        acc = ct_env.get(a)
+        res = [x.val if type(x) is Literal else known[x] for x in ins[:n]]
+        if acc is None:
+            t = rule.single[0]
+            outs = t.fn(*res, ct)
+        else:
+            t = rule.single[1]
+            outs = t.fn(*res, ct, acc)
+        if outs:
+            ct_env[a] = outs[0]
+        return
     if eqn.prim is lin1_p:
         ct = ct_env.pop(eqn.outputs[0], None)
         if ct is None:
@@ -379,6 +398,10 @@ def derive(prim: Primitive, params: dict, in_avals: list, mask: tuple[bool, ...]
     t = rule.transposed((False,) * len(lin_outs), (False,) * len(lin_jaxpr.invars))
     if sum(np.asarray(c).nbytes for c in t.consts) > _MAX_CONST_BYTES:
         return None
+    # one tangent in, one out: the two transposes (without, with a running sum) at hand
+    rule.single = None
+    if len(lin_outs) == 1 and len(lin_jaxpr.invars) == 1:
+        rule.single = (t, rule.transposed((False,), (True,)))
     return rule
 
 
