@@ -622,3 +622,11 @@ def test_complex_vmap_matches_loop():
         np.testing.assert_array_equal(ft.vmap(fn)(zs), np.stack([fn(z) for z in zs]))
         g = ft.grad(lambda z, fn=fn: fnp.sum(fn(z) * 1.0).real)
         np.testing.assert_allclose(ft.vmap(g)(zs), np.stack([g(z) for z in zs]), rtol=1e-14)
+
+
+@pytest.mark.parametrize("decimals", [-2, 2])
+def test_round_with_decimals_stages(decimals):
+    for x in (np.array([123, 456, -789]), np.array([1.2345, -2.5551, 149.5])):
+        got = ft.jit(lambda x: fnp.round(x, decimals))(x)
+        np.testing.assert_array_equal(got, np.round(x, decimals))
+        assert np.asarray(got).dtype == x.dtype

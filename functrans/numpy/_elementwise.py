@@ -9,6 +9,8 @@ the math is; docs/conventions.md lists the conventions.
 
 from __future__ import annotations
 
+import builtins
+
 import numpy as np
 
 from functrans.core import Tracer, aval_of
@@ -346,7 +348,7 @@ def round(x, decimals=0):  # noqa: A001 - the NumPy name
             _cast(round(ew.real(x), decimals), aval_of(x).dtype),
             ew.mul(_cast(round(ew.imag(x), decimals), aval_of(x).dtype), _const(x, 1j)),
         )
-    scale = _const(x, 10.0 ** abs(int(decimals)))
+    scale = _const(x, 10.0 ** builtins.abs(int(decimals)))  # this module's abs is fnp.abs
     if decimals > 0:
         return ew.div(ew.round(ew.mul(x, scale)), scale)
     return ew.mul(ew.round(ew.div(x, scale)), scale)
