@@ -172,6 +172,21 @@ def _flat_fun(partial: _Partial, has_aux: bool, transform: str, store: dict) -> 
     return flat_fun
 
 
+def _owned_outputs(outs: Sequence[Any], lin: LinearFunction) -> list[Any]:
+    """Primal outputs the user may update in place: an output that is (or views) a residual of
+    the linear map is copied, or updating it would change what the returned f_jvp/vjp_fn
+    compute (the residual of exp is its output)."""
+    residuals = [c for c in lin.consts if type(c) is np.ndarray and c.ndim]
+    if not residuals:
+        return list(outs)
+    return [
+        o.copy()
+        if type(o) is np.ndarray and any(np.may_share_memory(o, c) for c in residuals)
+        else o
+        for o in outs
+    ]
+
+
 def _finish(x: Any, inputs: Sequence[Any] = ()) -> Any:
     """A value leaving a transformation, owned by the user: symbolic zeros become arrays, 0-d
     arrays NumPy scalars (as NumPy's own scalar results are), and read-only views or views of
@@ -309,6 +324,7 @@ def linearize(fun: Callable, *primals: Any, has_aux: bool = False):
         )
         return tree_util.tree_unflatten(out_tree, [_finish(t, flat_t) for t in lin(flat_t)])
 
+    outs = _owned_outputs(outs, lin)
     primals_out = tree_util.tree_unflatten(out_tree, [_finish(o, partial.flat) for o in outs])
     return (primals_out, f_jvp, aux) if has_aux else (primals_out, f_jvp)
 
@@ -360,6 +376,7 @@ def vjp(fun: Callable, *primals: Any, has_aux: bool = False):
         [aval_of(o) for o in outs],
         lambda flat: partial.unflatten_inputs(flat, single=False),
     )
+    outs = _owned_outputs(outs, lin)
     primals_out = tree_util.tree_unflatten(out_tree, [_finish(o, partial.flat) for o in outs])
     return (primals_out, pullback, aux) if has_aux else (primals_out, pullback)
 

@@ -714,3 +714,16 @@ def test_jacfwd_of_complex_inputs_needs_holomorphic():
     np.testing.assert_allclose(ft.jacrev(lambda z: z**2)(z), np.diag(2 * z))
     # jacobian picks reverse mode for complex inputs: the convention of grad
     np.testing.assert_allclose(ft.jacobian(lambda z: fnp.abs(z) ** 2)(z), np.diag(2 * np.conj(z)))
+
+
+def test_updating_a_primal_output_in_place_leaves_the_pullback_alone():
+    # exp's residual is its output: the returned output must be the user's own copy
+    x = np.array([0.5, 1.0])
+    y, pullback = ft.vjp(fnp.exp, x)
+    want = pullback(np.ones(2))[0].copy()
+    y *= 100.0
+    np.testing.assert_array_equal(pullback(np.ones(2))[0], want)
+    y, f_jvp = ft.linearize(lambda x: fnp.exp(x).reshape(2, 1), x)
+    want = f_jvp(np.ones(2)).copy()
+    y *= 100.0
+    np.testing.assert_array_equal(f_jvp(np.ones(2)), want)
