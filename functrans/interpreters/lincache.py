@@ -408,6 +408,7 @@ def derive(prim: Primitive, params: dict, in_avals: list, mask: tuple[bool, ...]
 # The cache: signature -> LinRule, or None for "not compilable", or _SEEN_ONCE (a signature is
 # compiled on its second sighting, so one-off signatures cost nothing extra).
 _SEEN_ONCE = object()
+_SCALAR_TYPES = frozenset(np.dtype(c).type for c in "?bhilqBHILQefdgFDG")
 _MAX_RULES = 4096
 _MAX_CONST_BYTES = 64 * 1024
 _rules: dict[tuple, Any] = {}
@@ -491,13 +492,15 @@ class LinearizeJVPTrace(JVPTrace):
                 p = x
                 key.append(0)
             primals.append(p)
-            if type(p) is np.ndarray or isinstance(p, np.generic):
-                key.append(p.shape)
-                key.append(p.dtype)
+            # a NumPy scalar's type is its shape and dtype (and the cheapest key there is)
+            tp = type(p)
+            if tp in _SCALAR_TYPES:
+                key.append(tp)
+            elif tp is np.ndarray:
+                key.append((p.shape, p.dtype))
             else:
                 a = aval_of(p)
-                key.append(a.shape)
-                key.append(a.dtype)
+                key.append((a.shape, a.dtype))
         if not lin_tangents:
             return self.forward(prim, primals, params)
         if params:
@@ -508,7 +511,7 @@ class LinearizeJVPTrace(JVPTrace):
         key = tuple(key)
         rule = _rules.get(key)
         if type(rule) is not LinRule:
-            mask = tuple(k for k in key[1 : 1 + 3 * len(primals) : 3])
+            mask = tuple(key[1 : 1 + 2 * len(primals) : 2])
             rule = rule_for(key, prim, params, primals, mask)
             if rule is None:
                 return JVPTrace.process_primitive(self, prim, args, params)
