@@ -87,7 +87,7 @@ def broadcast_all(*args: Any) -> list[Any]:
     return [broadcast_to_shape(a, shape) for a in args]
 
 
-def promote_and_broadcast(*args: Any, to_inexact: bool = False) -> list[Any]:
+def promote_and_broadcast(*args: Any, to_inexact: bool = False) -> Sequence[Any]:
     """Operands converted to one dtype and broadcast to one shape, as NumPy would."""
     if len(args) == 2:  # the hottest case: x * y, x + 0.5 on traced floats
         x, y = args
@@ -97,13 +97,13 @@ def promote_and_broadcast(*args: Any, to_inexact: bool = False) -> list[Any]:
                 if isinstance(y, Tracer):
                     ay = y.aval
                     if ax.shape == ay.shape and ax.dtype == ay.dtype:
-                        return [x, y]
+                        return (x, y)
                 elif (type(y) is float or type(y) is int) and not ax.shape:
-                    return [x, ax.dtype.type(y)]
+                    return (x, ax.dtype.type(y))
         elif (type(x) is float or type(x) is int) and isinstance(y, Tracer):
             ay = y.aval
             if ay.dtype.kind == "f" and not ay.shape:
-                return [ay.dtype.type(x), y]
+                return (ay.dtype.type(x), y)
     # Fast path (the common case in numerical code): arrays of one float dtype and shape, and
     # Python int/float scalars, which NEP 50 makes take the array's dtype.
     first = None

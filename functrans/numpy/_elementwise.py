@@ -10,9 +10,11 @@ the math is; docs/conventions.md lists the conventions.
 from __future__ import annotations
 
 import builtins
+import sys
 
 import numpy as np
 
+from functrans import core
 from functrans.core import Tracer, aval_of
 from functrans.numpy._base import (
     as_bool,
@@ -61,10 +63,26 @@ def _inexact_operands(*args):
     return broadcast_all(*[_cast(a, dtype) for a in args])
 
 
+_current_trace_get = core._current_trace.get
+
+
+def _primitive_of(prim_fn):
+    """The primitive a thin wrapper `def sin(x): return sin_p.bind(x)` binds, if it is one."""
+    prim = getattr(sys.modules[prim_fn.__module__], f"{prim_fn.__name__}_p", None)
+    code = prim_fn.__code__
+    thin = code.co_argcount == 1 and code.co_names == (f"{prim_fn.__name__}_p", "bind")
+    return prim if thin else None
+
+
 def _unary_inexact(prim_fn, name=None):
     """A NumPy ufunc of one operand computed in floating point."""
+    prim = _primitive_of(prim_fn)
+    current = _current_trace_get
 
     def fn(x):
+        # a traced float goes straight to the interpreter (the hot path of eager grad)
+        if prim is not None and isinstance(x, Tracer) and x.aval.dtype.kind in "fc":
+            return current().process_primitive(prim, (x,), {})
         return prim_fn(_to_inexact(x))
 
     fn.__name__ = name or prim_fn.__name__
@@ -156,19 +174,20 @@ def _copy(x):
 
 
 def add(x, y):
-    return ew.add(*promote_and_broadcast(x, y))
+    return _current_trace_get().process_primitive(ew.add_p, tuple(promote_and_broadcast(x, y)), {})
 
 
 def subtract(x, y):
-    return ew.sub(*promote_and_broadcast(x, y))
+    return _current_trace_get().process_primitive(ew.sub_p, tuple(promote_and_broadcast(x, y)), {})
 
 
 def multiply(x, y):
-    return ew.mul(*promote_and_broadcast(x, y))
+    return _current_trace_get().process_primitive(ew.mul_p, tuple(promote_and_broadcast(x, y)), {})
 
 
 def true_divide(x, y):
-    return ew.div(*promote_and_broadcast(x, y, to_inexact=True))
+    operands = tuple(promote_and_broadcast(x, y, to_inexact=True))
+    return _current_trace_get().process_primitive(ew.div_p, operands, {})
 
 
 divide = true_divide
