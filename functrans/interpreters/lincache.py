@@ -531,13 +531,16 @@ class LinearizeJVPTrace(JVPTrace):
             Literal(r, a) if scalar else pe.to_atom(r)
             for r, a, scalar in zip(outs[n_out:], rule.res_avals, rule.res_scalar)
         ]
-        inputs += [t.ir_var for t in lin_tangents]
-        lin_vars = [Var(a) for a in rule.lin_out_avals]
-        pe.eqns.append(Eqn(rule.lin_prim, inputs, rule.params, lin_vars))
+        for t in lin_tangents:
+            inputs.append(t.ir_var)
         if not prim.multiple_results:
-            tracer = JVPTracer(self, outs[0], StagingTracer(pe, lin_vars[0]))
+            v = Var(rule.lin_out_avals[0])
+            pe.eqns.append(Eqn(lin1_p, inputs, rule.params, [v]))
+            tracer = JVPTracer(self, outs[0], StagingTracer(pe, v))
             tracer._aval = rule.out_avals[0]
             return tracer
+        lin_vars = [Var(a) for a in rule.lin_out_avals]
+        pe.eqns.append(Eqn(rule.lin_prim, inputs, rule.params, lin_vars))
         it = iter(lin_vars)
         return [
             o if zero else JVPTracer(self, o, StagingTracer(pe, next(it)))
