@@ -177,6 +177,22 @@ class Transposed:
         self.fn = compile_exact(self.jaxpr, self.consts)
 
 
+class LinEqn(Eqn):
+    """A lin equation as the eager linearization stages it, which also keeps its residual
+    values at hand (the same values as its residual operands), so the backward pass need not
+    look them up. Passes that rebuild equations make plain ones; both transpose the same."""
+
+    __slots__ = ("res",)
+
+    def __init__(self, prim, inputs, params, outputs, res):  # Eqn's fields, set inline (hot)
+        self.prim = prim
+        self.inputs = inputs
+        self.params = params
+        self.outputs = outputs
+        self.source = None
+        self.res = res
+
+
 def transpose_into(eqn, ct_env: dict, known: dict, direct: bool) -> None:
     """Transpose a lin equation inside `backward_pass`: read its output cotangents from
     `ct_env`, and add its contributions onto the running cotangents of its tangent operands."""
@@ -189,7 +205,10 @@ def transpose_into(eqn, ct_env: dict, known: dict, direct: bool) -> None:
         n = rule.n_res
         a = ins[n]
         acc = ct_env.get(a)
-        res = [x.val if type(x) is Literal else known[x] for x in ins[:n]]
+        if type(eqn) is LinEqn:
+            res = eqn.res
+        else:
+            res = [x.val if type(x) is Literal else known[x] for x in ins[:n]]
         if acc is None:
             t = rule.single[0]
             outs = t.fn(*res, ct)
@@ -527,20 +546,21 @@ class LinearizeJVPTrace(JVPTrace):
                 for o, zero in zip(outs[:n_out], rule.out_zero, strict=True)
             ]
         # Stage the lin equation directly: its operands' avals are known from the rule.
+        res = outs[n_out:]
         inputs = [
             Literal(r, a) if scalar else pe.to_atom(r)
-            for r, a, scalar in zip(outs[n_out:], rule.res_avals, rule.res_scalar)
+            for r, a, scalar in zip(res, rule.res_avals, rule.res_scalar)
         ]
         for t in lin_tangents:
             inputs.append(t.ir_var)
         if not prim.multiple_results:
             v = Var(rule.lin_out_avals[0])
-            pe.eqns.append(Eqn(lin1_p, inputs, rule.params, [v]))
+            pe.eqns.append(LinEqn(lin1_p, inputs, rule.params, [v], res))
             tracer = JVPTracer(self, outs[0], StagingTracer(pe, v))
             tracer._aval = rule.out_avals[0]
             return tracer
         lin_vars = [Var(a) for a in rule.lin_out_avals]
-        pe.eqns.append(Eqn(rule.lin_prim, inputs, rule.params, lin_vars))
+        pe.eqns.append(LinEqn(rule.lin_prim, inputs, rule.params, lin_vars, res))
         it = iter(lin_vars)
         return [
             o if zero else JVPTracer(self, o, StagingTracer(pe, next(it)))
