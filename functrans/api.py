@@ -63,6 +63,8 @@ def _as_array(x: Any) -> Any:
 
 
 def _normalize_argnums(argnums: Argnums, nargs: int, transform: str) -> tuple[int, ...]:
+    if type(argnums) is int and 0 <= argnums < nargs:  # the common case
+        return (argnums,)
     single = isinstance(argnums, int)
     nums = (argnums,) if single else tuple(argnums)
     out = []
@@ -93,7 +95,7 @@ def _arg_name(fun: Callable, i: int) -> str:
 
 
 def _check_differentiable(fun, transform, argnums, dyn_args, flat) -> None:
-    if all(is_float_dtype(aval_of(x).dtype) for x in flat):
+    if all(aval_of(x).dtype.kind in "fc" for x in flat):
         return
     for i, arg in zip(argnums, dyn_args):
         for path, leaf in tree_util.tree_flatten_with_path(arg)[0]:

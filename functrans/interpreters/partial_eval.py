@@ -120,4 +120,6 @@ def linearize_flat(
 
 def strip_tangents(jt: JVPTrace, aux: Any) -> Any:
     """Auxiliary outputs leave the JVP trace as their primal values."""
+    if aux is None:
+        return None
     return tree_util.tree_map(lambda x: jt.lower(x)[0], aux)
