@@ -182,15 +182,18 @@ class LinEqn(Eqn):
     values at hand (the same values as its residual operands), so the backward pass need not
     look them up. Passes that rebuild equations make plain ones; both transpose the same."""
 
-    __slots__ = ("res",)
+    __slots__ = ("res", "single", "tangent")
 
-    def __init__(self, prim, inputs, params, outputs, res):  # Eqn's fields, set inline (hot)
+    def __init__(self, prim, inputs, params, outputs, res, rule):  # Eqn's fields, set inline
         self.prim = prim
         self.inputs = inputs
         self.params = params
         self.outputs = outputs
         self.source = None
         self.res = res
+        # one tangent in, one out: the backward pass runs one of rule.single directly
+        self.single = rule.single
+        self.tangent = inputs[-1] if rule.single is not None else None
 
 
 def transpose_into(eqn, ct_env: dict, known: dict, direct: bool) -> None:
@@ -555,12 +558,12 @@ class LinearizeJVPTrace(JVPTrace):
             inputs.append(t.ir_var)
         if not prim.multiple_results:
             v = Var(rule.lin_out_avals[0])
-            pe.eqns.append(LinEqn(lin1_p, inputs, rule.params, [v], res))
+            pe.eqns.append(LinEqn(lin1_p, inputs, rule.params, [v], res, rule))
             tracer = JVPTracer(self, outs[0], StagingTracer(pe, v))
             tracer._aval = rule.out_avals[0]
             return tracer
         lin_vars = [Var(a) for a in rule.lin_out_avals]
-        pe.eqns.append(LinEqn(rule.lin_prim, inputs, rule.params, lin_vars, res))
+        pe.eqns.append(LinEqn(rule.lin_prim, inputs, rule.params, lin_vars, res, rule))
         it = iter(lin_vars)
         return [
             o if zero else JVPTracer(self, o, StagingTracer(pe, next(it)))

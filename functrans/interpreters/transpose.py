@@ -14,7 +14,7 @@ from typing import Any
 
 from functrans import core
 from functrans.core import UndefPrimal, Zero
-from functrans.interpreters.lincache import lin1_p, lin_p, transpose_into
+from functrans.interpreters.lincache import LinEqn, lin1_p, lin_p, transpose_into
 from functrans.ir import Jaxpr, Literal, Var
 from functrans.primitives import add_p
 
@@ -58,6 +58,19 @@ def backward_pass(
     # On concrete values, a compiled rule's equation runs its generated transpose directly.
     direct = not checking and not mixed and core._current_trace.get() is core.eval_trace
     for eqn in reversed(eqns):
+        if direct and type(eqn) is LinEqn and eqn.single is not None:
+            # the eager hot path: one compiled transpose, adding onto the running cotangent
+            ct = ct_env.pop(eqn.outputs[0], None)
+            if ct is not None:
+                a = eqn.tangent
+                acc = ct_env.get(a)
+                if acc is None:
+                    outs = eqn.single[0].fn(*eqn.res, ct)
+                else:
+                    outs = eqn.single[1].fn(*eqn.res, ct, acc)
+                if outs:
+                    ct_env[a] = outs[0]
+            continue
         prim = eqn.prim
         if (prim is lin1_p or prim is lin_p) and not mixed:
             transpose_into(eqn, ct_env, known, direct)
