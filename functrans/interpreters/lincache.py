@@ -142,6 +142,15 @@ def compile_exact(jaxpr: Jaxpr, consts: list[Any]) -> Callable[..., tuple]:
         lhs = ", ".join(outs) + ("," if eqn.prim.multiple_results and len(outs) == 1 else "")
         if eqn.prim.multiple_results and not outs:
             lhs = "_"
+        inline = getattr(impl, "inline", None) if not eqn.params else None
+        if inline is not None:  # the operator impl, spelled out: one Python frame less
+            x, y = (ref(a) for a in eqn.inputs)
+            types, ufunc = name("T", impl.operator_types), name("u", inline[1])
+            lines.append(
+                f"    {lhs} = {x} {inline[0]} {y} if type({x}) in {types} and type({y}) in "
+                f"{types} else {ufunc}({x}, {y})"
+            )
+            continue
         lines.append(f"    {lhs} = {fn}({', '.join(ref(a) for a in eqn.inputs)})")
     outs = [ref(a) for a in jaxpr.outvars]
     lines.append(f"    return ({', '.join(outs)}{',' if len(outs) == 1 else ''})")

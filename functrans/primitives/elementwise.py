@@ -171,6 +171,10 @@ def _operator_impl(op: Callable, ufunc: np.ufunc) -> Callable:
         return ufunc(x, y)
 
     impl.__name__ = ufunc.__name__
+    # what impl does, for code generators that inline it: the operator's symbol, the ufunc and
+    # the set of types the operator is used for
+    impl.inline = ({operator.add: "+", operator.sub: "-", operator.mul: "*"}.get(op, "/"), ufunc)
+    impl.operator_types = _OPERATOR_TYPES
     return impl
 
 
