@@ -209,27 +209,6 @@ def transpose_into(eqn, ct_env: dict, known: dict, direct: bool) -> None:
     """Transpose a lin equation inside `backward_pass`: read its output cotangents from
     `ct_env`, and add its contributions onto the running cotangents of its tangent operands."""
     rule = eqn.params["rule"]
-    if rule.single is not None and direct:  # the hot case: one tangent in, one out, eagerly
-        ct = ct_env.pop(eqn.outputs[0], None)
-        if ct is None:
-            return
-        ins = eqn.inputs
-        n = rule.n_res
-        a = ins[n]
-        acc = ct_env.get(a)
-        if type(eqn) is LinEqn:
-            res = eqn.res
-        else:
-            res = [x.val if type(x) is Literal else known[x] for x in ins[:n]]
-        if acc is None:
-            t = rule.single[0]
-            outs = t.fn(*res, ct)
-        else:
-            t = rule.single[1]
-            outs = t.fn(*res, ct, acc)
-        if outs:
-            ct_env[a] = outs[0]
-        return
     if eqn.prim is lin1_p:
         ct = ct_env.pop(eqn.outputs[0], None)
         if ct is None:
@@ -366,8 +345,9 @@ def params_key(prim: Primitive, params: dict) -> tuple | None:
         return None
 
 
-def derive(prim: Primitive, params: dict, in_avals: list, mask: tuple[bool, ...]) -> LinRule | None:
-    """Stage `prim`'s JVP rule on abstract operands (tangents where `mask`) and split it."""
+def derive(prim: Primitive, params: dict, in_avals: list, mask: tuple[int, ...]) -> LinRule | None:
+    """Stage `prim`'s JVP rule on abstract operands and split it. mask[i] is 0 where operand i
+    has no tangent, else the number of its distinct tangent (x * x: both operands carry 1)."""
     from functrans.interpreters.partial_eval import PartialEvalTrace
 
     known = StagingTrace(eval_trace)
