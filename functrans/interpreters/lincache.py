@@ -41,6 +41,7 @@ from functrans.core import (
     aval_of,
     eval_trace,
 )
+from functrans.interpreters.batching import BatchTrace, BatchTracer
 from functrans.interpreters.jvp import JVPTrace, JVPTracer
 from functrans.interpreters.staging import StagingTrace, StagingTracer
 from functrans.ir import Eqn, Jaxpr, Literal, Var, eval_jaxpr
@@ -60,6 +61,8 @@ class LinRule:
         "out_avals",
         "lin_out_avals",
         "lin_jaxpr",
+        "known_jaxpr",
+        "known_consts",
         "known_fn",
         "forwards",
         "single",
@@ -163,7 +166,7 @@ class Transposed:
     running input cotangents, staged and compiled:
     (residuals, non-zero cotangents, running sums) -> the input cotangents that are not zero."""
 
-    __slots__ = ("jaxpr", "consts", "zero", "fn")
+    __slots__ = ("jaxpr", "consts", "zero", "fn", "batched")
 
     def __init__(self, lin_jaxpr: Jaxpr, ct_zero: tuple[bool, ...], acc: tuple[bool, ...]):
         from functrans.interpreters.transpose import backward_pass
@@ -184,6 +187,7 @@ class Transposed:
         self.zero = [type(c) is Zero for c in cts_in]
         self.jaxpr, self.consts = staging.to_jaxpr([c for c in cts_in if type(c) is not Zero])
         self.fn = compile_exact(self.jaxpr, self.consts)
+        self.batched: dict = {}  # batch-axis pattern -> compiled batched transpose
 
 
 class LinEqn(Eqn):
@@ -229,7 +233,19 @@ def transpose_into(eqn, ct_env: dict, known: dict, direct: bool) -> None:
     args = [a.val if type(a) is Literal else known[a] for a in ins[:n]]
     args += cts
     args += [a for a in accs if a is not None]
-    outs = t.fn(*args) if direct else eval_jaxpr(t.jaxpr, t.consts, *args)
+    if direct:
+        outs = t.fn(*args)
+    else:
+        outs = None
+        current = _current_trace.get()
+        if (
+            type(current) is BatchTrace
+            and current.parent is eval_trace
+            and core.output_check is None
+        ):
+            outs = _batched_transpose(t, args, current)
+        if outs is None:
+            outs = eval_jaxpr(t.jaxpr, t.consts, *args)
     it = iter(outs)
     for a, zero in zip(tangent_vars, t.zero, strict=True):
         if not zero:
@@ -398,6 +414,7 @@ def derive(prim: Primitive, params: dict, in_avals: list, mask: tuple[int, ...])
     rule.out_avals = tuple(aval_of(o) for o in outs)
     rule.lin_out_avals = tuple(aval_of(t) for t in lin_outs)
     rule.lin_jaxpr = lin_jaxpr
+    rule.known_jaxpr, rule.known_consts = known_jaxpr, known_consts
     rule.known_fn = compile_exact(known_jaxpr, known_consts)
     rule._transposes = {}
     rule._fwd_fn = None
@@ -440,8 +457,9 @@ def compiling(mode: str) -> Iterator[None]:
         _rules.clear()
 
 
-def rule_for(key: tuple, prim: Primitive, params: dict, primals: list, mask: tuple):
-    """The compiled rule for the signature `key`, or None (not compilable, or first sighting)."""
+def rule_for(key: tuple, build: Callable[[], Any]) -> Any:
+    """The compiled rule for the signature `key`, or None (not compilable, or first sighting);
+    `build()` derives it (None when it cannot be compiled)."""
     rule = _rules.get(key)
     if rule is None:
         if key in _rules or not _MAX_RULES:
@@ -452,14 +470,94 @@ def rule_for(key: tuple, prim: Primitive, params: dict, primals: list, mask: tup
         if not _compile_first_sighting:
             return None
     if rule is _SEEN_ONCE:
-        rule = None
-        if params_key(prim, params) is not None:
-            try:
-                rule = derive(prim, params, [aval_of(p) for p in primals], mask)
-            except Exception:  # a rule that cannot be staged abstractly: the general path
-                rule = None
+        try:
+            rule = build()
+        except Exception:  # a rule that cannot be staged abstractly: the general path
+            rule = None
         _rules[key] = rule
     return rule
+
+
+class BatchedRule:
+    """A rule's known part batched: linearizing under an eager vmap (grad inside vmap), the
+    primal and residual work runs once on the batched values, by one generated call."""
+
+    __slots__ = ("base", "known_fn", "out_dims")
+
+
+def batched_program(jaxpr: Jaxpr, consts: list, in_avals: list, dims: list, size: int):
+    """`jaxpr` staged under vmap (operand i batched along dims[i], or not) and compiled:
+    (function of the batched values, the batch axis of each output or None)."""
+    staging = StagingTrace(eval_trace)
+    batch = BatchTrace(staging, size)
+    args = [staging.new_arg(a) for a in in_avals]
+    ins = [a if d is None else BatchTracer(batch, a, d) for a, d in zip(args, dims, strict=True)]
+    token = _current_trace.set(batch)
+    try:
+        pairs = [batch.lower(o) for o in eval_jaxpr(jaxpr, consts, *ins)]
+    finally:
+        _current_trace.reset(token)
+        batch.alive = staging.alive = False
+    out_jaxpr, out_consts = staging.to_jaxpr([v for v, _ in pairs])
+    return compile_exact(out_jaxpr, out_consts), [d for _, d in pairs]
+
+
+def batch_rule(rule: LinRule, in_avals: list, dims: list, size: int) -> BatchedRule:
+    """`rule` with its known program batched."""
+    brule = BatchedRule()
+    brule.base = rule
+    brule.known_fn, brule.out_dims = batched_program(
+        rule.known_jaxpr, rule.known_consts, in_avals, dims, size
+    )
+    return brule
+
+
+def _batched_transpose(t: Transposed, args: list, batch) -> list | None:
+    """Run a compiled transpose on the values of an eager vmap (jacrev's basis, grad inside
+    vmap) with its batched program, compiled once per pattern of batch axes and shapes."""
+    vals, dims, key = [], [], []
+    for a in args:
+        if type(a) is BatchTracer and a._trace is batch:
+            v, d = a.val, a.batch_dim
+        elif isinstance(a, Tracer):
+            return None
+        else:
+            v, d = a, None
+        vals.append(v)
+        dims.append(d)
+        key.append((d, np.shape(v), aval_of(v).dtype))
+    key = tuple(key)
+    entry = t.batched.get(key)
+    if entry is None:
+        sizes = [np.shape(v)[d] for v, d in zip(vals, dims) if d is not None]
+        if not sizes:
+            return None
+        if len(t.batched) >= 64:
+            t.batched.clear()
+        entry = t.batched[key] = batched_program(
+            t.jaxpr, t.consts, [aval_of(v) for v in vals], dims, sizes[0]
+        )
+    fn, out_dims = entry
+    return [o if d is None else BatchTracer(batch, o, d) for o, d in zip(fn(*vals), out_dims)]
+
+
+def _derive_batched(prim, params, primals, mask, batch):
+    example = [
+        p.aval if type(p) is BatchTracer and p._trace is batch else aval_of(p) for p in primals
+    ]
+    rule = derive(prim, params, example, mask)
+    if rule is None:
+        return None
+    dims, avals, size = [], [], None
+    for p in primals:
+        if type(p) is BatchTracer and p._trace is batch:
+            dims.append(p.batch_dim)
+            avals.append(aval_of(p.val))
+            size = aval_of(p.val).shape[p.batch_dim]
+        else:
+            dims.append(None)
+            avals.append(aval_of(p))
+    return batch_rule(rule, avals, dims, size)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -476,6 +574,8 @@ class LinearizeJVPTrace(JVPTrace):
         pe = self.parent
         if core.output_check is not None:
             return JVPTrace.process_primitive(self, prim, args, params)
+        batch = pe.parent if pe.parent is not eval_trace else None  # grad inside an eager vmap
+        batched = False
         # One pass over the operands collects the primals, the staged tangents and the
         # signature: (prim, then per operand: has-tangent, shape, dtype; then params).
         primals = []
@@ -497,7 +597,8 @@ class LinearizeJVPTrace(JVPTrace):
                         key.append(len(lin_tangents))
                 else:  # a known tangent: the general path
                     return JVPTrace.process_primitive(self, prim, args, params)
-            elif isinstance(x, Tracer):  # not ours: the general path checks and reports
+            elif isinstance(x, Tracer) and not (type(x) is BatchTracer and x._trace is batch):
+                # not ours, nor a value of the vmap below: the general path checks and reports
                 return JVPTrace.process_primitive(self, prim, args, params)
             else:
                 p = x
@@ -509,6 +610,10 @@ class LinearizeJVPTrace(JVPTrace):
                 key.append(tp)
             elif tp is np.ndarray:
                 key.append((p.shape, p.dtype))
+            elif tp is BatchTracer and p._trace is batch:
+                v = p.val
+                key.append((p.batch_dim, np.shape(v), aval_of(v).dtype))
+                batched = True
             else:
                 a = aval_of(p)
                 key.append((a.shape, a.dtype))
@@ -521,12 +626,27 @@ class LinearizeJVPTrace(JVPTrace):
             key.append(pk)
         key = tuple(key)
         rule = _rules.get(key)
-        if type(rule) is not LinRule:
-            mask = tuple(key[1 : 1 + 2 * len(primals) : 2])
-            rule = rule_for(key, prim, params, primals, mask)
-            if rule is None:
-                return JVPTrace.process_primitive(self, prim, args, params)
-        outs = rule.known_fn(*primals)
+        if batched:
+            if type(rule) is not BatchedRule:
+                mask = tuple(key[1 : 1 + 2 * len(primals) : 2])
+                rule = rule_for(key, lambda: _derive_batched(prim, params, primals, mask, batch))
+                if rule is None:
+                    return JVPTrace.process_primitive(self, prim, args, params)
+            vals = [p.val if type(p) is BatchTracer and p._trace is batch else p for p in primals]
+            outs = [
+                v if d is None else BatchTracer(batch, v, d)
+                for v, d in zip(rule.known_fn(*vals), rule.out_dims, strict=True)
+            ]
+            rule = rule.base
+        else:
+            if type(rule) is not LinRule:
+                mask = tuple(key[1 : 1 + 2 * len(primals) : 2])
+                rule = rule_for(
+                    key, lambda: derive(prim, params, [aval_of(p) for p in primals], mask)
+                )
+                if rule is None:
+                    return JVPTrace.process_primitive(self, prim, args, params)
+            outs = rule.known_fn(*primals)
         n_out = rule.n_out
         if rule.forwards is not None:  # output tangents are input tangents: no equation
             lin_out_tracers = [lin_tangents[i] for i in rule.forwards]
@@ -539,10 +659,13 @@ class LinearizeJVPTrace(JVPTrace):
             ]
         # Stage the lin equation directly: its operands' avals are known from the rule.
         res = outs[n_out:]
-        inputs = [
-            Literal(r, a) if scalar else pe.to_atom(r)
-            for r, a, scalar in zip(res, rule.res_avals, rule.res_scalar)
-        ]
+        if batched:  # residuals may be batched values of the vmap below
+            inputs = [pe.to_atom(r) for r in res]
+        else:
+            inputs = [
+                Literal(r, a) if scalar else pe.to_atom(r)
+                for r, a, scalar in zip(res, rule.res_avals, rule.res_scalar)
+            ]
         for t in lin_tangents:
             inputs.append(t.ir_var)
         if not prim.multiple_results:

@@ -23,6 +23,7 @@ from functrans.core import (
     instantiate,
     transform_scope,
 )
+from functrans.interpreters.batching import BatchTrace
 from functrans.interpreters.jvp import JVPTrace, JVPTracer
 from functrans.interpreters.lincache import LinearizeJVPTrace
 from functrans.interpreters.staging import StagingTrace, StagingTracer
@@ -98,7 +99,10 @@ def linearize_flat(
     it; the default keeps the program readable primitive by primitive.
     """
     pe = PartialEvalTrace(_current_trace.get())
-    if compiled and pe.parent is eval_trace:
+    parent = pe.parent
+    if compiled and (
+        parent is eval_trace or (type(parent) is BatchTrace and parent.parent is eval_trace)
+    ):  # concrete primals, or batched ones of an eager vmap
         jt = LinearizeJVPTrace(pe)
     else:
         jt = JVPTrace(pe)
