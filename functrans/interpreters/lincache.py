@@ -16,6 +16,11 @@ primitive is one generated call plus one `lin` equation in the linear program, a
 it is one generated call. Reverse mode is still the transpose of the linearized JVP rule; it is
 only worked out once per signature instead of on every call.
 
+Directly under an eager vmap (`vmap(grad(f))`: per-example gradients) the primals are batched
+values; a rule's known program is then staged once more under the batching interpreter and
+compiled (`BatchedRule`), and a transpose evaluated on batched values (a pullback under vmap, as
+in jacrev) runs a batched compiled program (`Transposed.batched`).
+
 Only primitives whose params are plain values (numbers, strings, dtypes, tuples of them) are
 compiled: higher-order primitives (functions or programs as params), effectful ones and those
 with their own partial-evaluation rule take the general path, as does everything while
