@@ -314,3 +314,46 @@ def test_compiled_rule_under_vmap_matches_the_general_path(case):
             got = g(*batched)
             for i, (a, b) in enumerate(zip(got, want, strict=True)):
                 np.testing.assert_array_equal(a, b, err_msg=f"{case.id}: operand {i}")
+
+
+def test_a_custom_cotangent_of_another_dtype_under_vmap(compile_now):
+    # a custom bwd may return float64 for a float32 input; the general path lets it through,
+    # and so must the batched compiled transposes (they bind instead)
+    @ft.custom_vjp
+    def scale(x):
+        return x * 2.0
+
+    scale.defvjp(lambda x: (x * 2.0, None), lambda r, g: (np.full(4, 2.0),))
+    f = ft.vmap(ft.grad(lambda x: fnp.sum(scale(fnp.sin(x)))))
+    xs = np.ones((3, 4), np.float32)
+    with lincache.compiling("never"):
+        want = f(xs)
+    for _ in range(2):
+        np.testing.assert_array_equal(f(xs), want)
+        assert f(xs).dtype == want.dtype
+
+
+def _held_bytes() -> int:
+    def arrays(fn):
+        return sum(v.nbytes for v in fn.__globals__.values() if isinstance(v, np.ndarray))
+
+    total = 0
+    for r in lincache._rules.values():
+        if isinstance(r, lincache.BatchedRule):
+            total = max(total, arrays(r.known_fn))
+            r = r.base
+        if isinstance(r, lincache.LinRule):
+            for t in r._transposes.values():
+                for entry in t.batched.values():
+                    if entry is not None:
+                        total = max(total, arrays(entry[0]))
+    return total
+
+
+def test_batched_programs_with_batch_sized_constants_are_not_cached(compile_now):
+    # gather's batch rule makes offsets as long as the batch: such programs are not kept
+    f = ft.vmap(ft.grad(lambda x: fnp.sum(fnp.sort(x) * fnp.arange(4.0))))
+    x = np.random.default_rng(0).normal(size=(20_000, 4))
+    want = f(x)
+    np.testing.assert_array_equal(f(x), want)
+    assert _held_bytes() <= lincache._MAX_CONST_BYTES

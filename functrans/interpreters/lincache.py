@@ -504,7 +504,14 @@ def batched_program(jaxpr: Jaxpr, consts: list, in_avals: list, dims: list, size
         _current_trace.reset(token)
         batch.alive = staging.alive = False
     out_jaxpr, out_consts = staging.to_jaxpr([v for v, _ in pairs])
+    # batch rules may make constants as large as the batch (gather's offsets): not cached
+    if sum(np.asarray(c).nbytes for c in out_consts) > _MAX_CONST_BYTES:
+        raise _TooLarge
     return compile_exact(out_jaxpr, out_consts), [d for _, d in pairs]
+
+
+class _TooLarge(Exception):
+    """A compiled program would keep too many bytes of constants alive."""
 
 
 def batch_rule(rule: LinRule, in_avals: list, dims: list, size: int) -> BatchedRule:
@@ -519,34 +526,51 @@ def batch_rule(rule: LinRule, in_avals: list, dims: list, size: int) -> BatchedR
 
 def _batched_transpose(t: Transposed, args: list, batch) -> list | None:
     """Run a compiled transpose on the values of an eager vmap (jacrev's basis, grad inside
-    vmap) with its batched program, compiled once per pattern of batch axes and shapes."""
-    vals, dims, key = [], [], []
+    vmap) with its batched program, compiled once per pattern of batch axes and shapes. None:
+    the caller binds the program instead (nothing batched, operands of another type than the
+    rule was derived for, or a program that cannot be compiled)."""
+    vals, dims = [], []
+    batched = False
     for a in args:
         if type(a) is BatchTracer and a._trace is batch:
-            v, d = a.val, a.batch_dim
+            vals.append(a.val)
+            dims.append(a.batch_dim)
+            batched = True
         elif isinstance(a, Tracer):
             return None
         else:
-            v, d = a, None
-        vals.append(v)
-        dims.append(d)
-        key.append((d, np.shape(v), aval_of(v).dtype))
-    key = tuple(key)
-    entry = t.batched.get(key)
-    if entry is None:
-        sizes = [np.shape(v)[d] for v, d in zip(vals, dims) if d is not None]
-        if not sizes:
-            return None
+            vals.append(a)
+            dims.append(None)
+    if not batched:
+        return None
+    key = tuple((d, np.shape(v), aval_of(v).dtype) for v, d in zip(vals, dims))
+    entry = t.batched.get(key, _SEEN_ONCE)
+    if entry is _SEEN_ONCE:
         if len(t.batched) >= 64:
             t.batched.clear()
-        entry = t.batched[key] = batched_program(
-            t.jaxpr, t.consts, [aval_of(v) for v in vals], dims, sizes[0]
-        )
+        entry = t.batched[key] = _batched_transpose_program(t, vals, dims)
+    if entry is None:
+        return None
     fn, out_dims = entry
     return [o if d is None else BatchTracer(batch, o, d) for o, d in zip(fn(*vals), out_dims)]
 
 
-def _derive_batched(prim, params, primals, mask, batch):
+def _batched_transpose_program(t: Transposed, vals: list, dims: list):
+    # The operands must be what the transpose was derived for, example by example: a custom
+    # rule's cotangent may come in another dtype, which the general path lets through.
+    for v, d, var in zip(vals, dims, t.jaxpr.invars, strict=True):
+        shape = np.shape(v)
+        example = shape if d is None else shape[:d] + shape[d + 1 :]
+        if example != var.aval.shape or aval_of(v).dtype != var.aval.dtype:
+            return None
+    size = next(np.shape(v)[d] for v, d in zip(vals, dims) if d is not None)
+    try:
+        return batched_program(t.jaxpr, t.consts, [aval_of(v) for v in vals], dims, size)
+    except Exception:  # cannot be staged batched (or too large to keep): bind instead
+        return None
+
+
+def _derive_batched(prim, params, primals, mask, batch):  # raises _TooLarge: not cached
     example = [
         p.aval if type(p) is BatchTracer and p._trace is batch else aval_of(p) for p in primals
     ]
