@@ -357,3 +357,63 @@ def test_batched_programs_with_batch_sized_constants_are_not_cached(compile_now)
     want = f(x)
     np.testing.assert_array_equal(f(x), want)
     assert _held_bytes() <= lincache._MAX_CONST_BYTES
+
+
+def _second_order(case: Case):
+    """The gradient of <grad(scalar)(operands), v>: an inner grad linearizing on the tracers of
+    the outer one (nested compiled rules at the inner level)."""
+    prim, fn = case.primitive, case.fn()
+    ops = case.operands()
+    floats = tuple(i for i, x in enumerate(ops) if _float(x))
+    rng = np.random.default_rng(case.seed)
+    vs = [_random_like(rng, ops[i]) for i in floats]
+
+    def scalar(*xs):
+        outs = fn(*xs)
+        total = 0.0
+        for o in outs if prim.multiple_results else [outs]:
+            if np.issubdtype(o.dtype, np.inexact):
+                total = total + fnp.sum(fnp.real(o) * fnp.cos(fnp.real(o)))
+        return total
+
+    def directional(*xs):
+        gs = ft.grad(scalar, argnums=floats)(*xs)
+        return sum(fnp.sum(fnp.real(g * v)) for g, v in zip(gs, vs, strict=True))
+
+    return ft.grad(directional, argnums=floats), ops
+
+
+@pytest.mark.parametrize("case", DIFFERENTIABLE, ids=lambda c: c.id)
+def test_nested_compiled_rule_matches_the_general_path(case):
+    # the inner grad runs each rule's known part by binding it on the outer grad's trace, and
+    # transposes by binding there too: the same operations, in the same order, bit for bit
+    g, ops = _second_order(case)
+    with np.errstate(all="ignore"):
+        with lincache.compiling("never"):
+            want = g(*ops)
+        with lincache.compiling("now"):
+            for _ in range(2):
+                got = g(*ops)
+                for i, (a, b) in enumerate(zip(got, want, strict=True)):
+                    np.testing.assert_array_equal(a, b, err_msg=f"{case.id}: operand {i}")
+
+
+def test_inner_linearizations_stage_lin_equations(compile_now):
+    # under an outer transformation (here jvp and jit) a reverse-mode linearization is made of
+    # compiled rules, and the staged program jit sees is the one the general path stages
+    x = np.array([0.3, -0.7, 1.1])
+    fn = lambda x: ([fnp.sum(fnp.tanh(x) * fnp.sin(x))], None)  # noqa: E731
+    names = []
+
+    def inner(x):
+        _, lin, _ = linearize_flat(fn, [x], compiled=True)
+        names.extend(e.prim.name for e in lin.jaxpr.eqns)
+        return lin.transpose([1.0])[0]
+
+    _, t = ft.jvp(inner, (x,), (np.ones(3),))
+    assert names and set(names) <= {"lin", "lin1"}, names
+    np.testing.assert_allclose(t, ft.hessian(lambda x: fn(x)[0][0])(x).sum(1), rtol=1e-12)
+    g = ft.grad(lambda x: fn(x)[0][0])
+    compiled = str(ft.make_jaxpr(g)(x))
+    with lincache.compiling("never"):
+        assert str(ft.make_jaxpr(g)(x)) == compiled

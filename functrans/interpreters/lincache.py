@@ -19,7 +19,10 @@ only worked out once per signature instead of on every call.
 Directly under an eager vmap (`vmap(grad(f))`: per-example gradients) the primals are batched
 values; a rule's known program is then staged once more under the batching interpreter and
 compiled (`BatchedRule`), and a transpose evaluated on batched values (a pullback under vmap, as
-in jacrev) runs a batched compiled program (`Transposed.batched`).
+in jacrev) runs a batched compiled program (`Transposed.batched`). Inside another transformation
+(the inner grads of grad(grad(f)), grad under jit) the primals are tracers: the known program
+and the transposes are compiled to `bind`s on the trace below instead (`compile_bind`,
+`NestedLinearizeJVPTrace`), the operations the rule would send there, in the same order.
 
 Only primitives whose params are plain values (numbers, strings, dtypes, tuples of them) are
 compiled: higher-order primitives (functions or programs as params), effectful ones and those
@@ -75,6 +78,7 @@ class LinRule:
         "params",
         "_transposes",
         "_fwd_fn",
+        "_bind_fn",
     )
 
     def __repr__(self):
@@ -101,6 +105,12 @@ class LinRule:
             t = self._transposes[key] = Transposed(self.lin_jaxpr, ct_zero, acc)
         return t
 
+    def known_bind_fn(self):
+        """The known part as a program that binds on a given trace (nested linearization)."""
+        if self._bind_fn is None:
+            self._bind_fn = compile_bind(self.known_jaxpr, self.known_consts)
+        return self._bind_fn
+
     def forward_fn(self):
         """The linear map as generated NumPy code (for evaluation on concrete values)."""
         if self._fwd_fn is None:
@@ -116,6 +126,73 @@ def compile_exact(jaxpr: Jaxpr, consts: list[Any]) -> Callable[..., tuple]:
     variant, no in-place updates), so results are bit-for-bit those of eager evaluation: the
     compiled rules must agree exactly with the general path. Dead equations are dropped.
     """
+    return _Program(jaxpr, consts, binding=False).function
+
+
+def compile_bind(jaxpr: Jaxpr, consts: list[Any]) -> Callable[..., tuple]:
+    """A closed program as one Python function `program(trace, *args)` that binds each
+    equation, in order, on `trace`: what `eval_jaxpr` does with `trace` current (the caller
+    makes it so), without the interpretation. Dead equations are dropped."""
+    return _Program(jaxpr, consts, binding=True).function
+
+
+class _Program:
+    """Generated straight-line Python for a closed program (compile_exact, compile_bind)."""
+
+    def __init__(self, jaxpr: Jaxpr, consts: list[Any], binding: bool):
+        self.namespace: dict[str, Any] = {}
+        self.names: dict[Any, str] = {}
+        for v, c in zip(jaxpr.constvars, consts, strict=True):
+            self.names[v] = self.name("c", c)
+        args = [f"a{i}" for i in range(len(jaxpr.invars))]
+        self.names.update(zip(jaxpr.invars, args, strict=True))
+        if binding:
+            lines = [f"def program(trace, {', '.join(args)}):"]
+            lines.append("    bind = trace.process_primitive")
+        else:
+            lines = [f"def program({', '.join(args)}):"]
+        for i, eqn in enumerate(_live_eqns(jaxpr)):
+            outs = []
+            for v in eqn.outputs:
+                self.names[v] = out = f"v{i}_{len(outs)}"
+                outs.append(out)
+            lhs = ", ".join(outs) + ("," if eqn.prim.multiple_results and len(outs) == 1 else "")
+            if eqn.prim.multiple_results and not outs:
+                lhs = "_"
+            lines.append(f"    {lhs} = {self.bind(eqn) if binding else self.call(eqn)}")
+        outs = [self.ref(a) for a in jaxpr.outvars]
+        lines.append(f"    return ({', '.join(outs)}{',' if len(outs) == 1 else ''})")
+        exec(compile("\n".join(lines), "<functrans.lincache>", "exec"), self.namespace)  # noqa: S102
+        self.function = self.namespace["program"]
+
+    def name(self, prefix: str, value: Any) -> str:
+        n = f"{prefix}{len(self.namespace)}"
+        self.namespace[n] = value
+        return n
+
+    def ref(self, a: Any) -> str:
+        return self.names[a] if type(a) is Var else self.name("k", a.val)
+
+    def call(self, eqn: Eqn) -> str:
+        impl = eqn.prim.impl
+        inline = getattr(impl, "inline", None) if not eqn.params else None
+        if inline is not None:  # the operator impl, spelled out: one Python frame less
+            x, y = (self.ref(a) for a in eqn.inputs)
+            types, ufunc = self.name("T", impl.operator_types), self.name("u", inline[1])
+            return (
+                f"{x} {inline[0]} {y} if type({x}) in {types} and type({y}) in {types} "
+                f"else {ufunc}({x}, {y})"
+            )
+        fn = self.name("f", functools.partial(impl, **eqn.params) if eqn.params else impl)
+        return f"{fn}({', '.join(self.ref(a) for a in eqn.inputs)})"
+
+    def bind(self, eqn: Eqn) -> str:
+        ins = "".join(f"{self.ref(a)}, " for a in eqn.inputs)
+        return f"bind({self.name('p', eqn.prim)}, ({ins}), {self.name('q', eqn.params)})"
+
+
+def _live_eqns(jaxpr: Jaxpr) -> list[Eqn]:
+    """The equations the outputs depend on, in order."""
     live = {v for v in jaxpr.outvars if type(v) is Var}
     eqns = []
     for eqn in reversed(jaxpr.eqns):
@@ -123,47 +200,7 @@ def compile_exact(jaxpr: Jaxpr, consts: list[Any]) -> Callable[..., tuple]:
             eqns.append(eqn)
             live.update(a for a in eqn.inputs if type(a) is Var)
     eqns.reverse()
-    namespace: dict[str, Any] = {}
-    names: dict[Any, str] = {}
-
-    def name(prefix: str, value: Any) -> str:
-        n = f"{prefix}{len(namespace)}"
-        namespace[n] = value
-        return n
-
-    for v, c in zip(jaxpr.constvars, consts, strict=True):
-        names[v] = name("c", c)
-    args = [f"a{i}" for i in range(len(jaxpr.invars))]
-    names.update(zip(jaxpr.invars, args, strict=True))
-
-    def ref(a: Any) -> str:
-        return names[a] if type(a) is Var else name("k", a.val)
-
-    lines = [f"def program({', '.join(args)}):"]
-    for i, eqn in enumerate(eqns):
-        impl = eqn.prim.impl
-        fn = name("f", functools.partial(impl, **eqn.params) if eqn.params else impl)
-        outs = []
-        for v in eqn.outputs:
-            names[v] = outs_name = f"v{i}_{len(outs)}"
-            outs.append(outs_name)
-        lhs = ", ".join(outs) + ("," if eqn.prim.multiple_results and len(outs) == 1 else "")
-        if eqn.prim.multiple_results and not outs:
-            lhs = "_"
-        inline = getattr(impl, "inline", None) if not eqn.params else None
-        if inline is not None:  # the operator impl, spelled out: one Python frame less
-            x, y = (ref(a) for a in eqn.inputs)
-            types, ufunc = name("T", impl.operator_types), name("u", inline[1])
-            lines.append(
-                f"    {lhs} = {x} {inline[0]} {y} if type({x}) in {types} and type({y}) in "
-                f"{types} else {ufunc}({x}, {y})"
-            )
-            continue
-        lines.append(f"    {lhs} = {fn}({', '.join(ref(a) for a in eqn.inputs)})")
-    outs = [ref(a) for a in jaxpr.outvars]
-    lines.append(f"    return ({', '.join(outs)}{',' if len(outs) == 1 else ''})")
-    exec(compile("\n".join(lines), "<functrans.lincache>", "exec"), namespace)  # noqa: S102
-    return namespace["program"]
+    return eqns
 
 
 class Transposed:
@@ -171,7 +208,7 @@ class Transposed:
     running input cotangents, staged and compiled:
     (residuals, non-zero cotangents, running sums) -> the input cotangents that are not zero."""
 
-    __slots__ = ("jaxpr", "consts", "zero", "fn", "batched")
+    __slots__ = ("jaxpr", "consts", "zero", "fn", "batched", "_bind_fn")
 
     def __init__(self, lin_jaxpr: Jaxpr, ct_zero: tuple[bool, ...], acc: tuple[bool, ...]):
         from functrans.interpreters.transpose import backward_pass
@@ -193,6 +230,13 @@ class Transposed:
         self.jaxpr, self.consts = staging.to_jaxpr([c for c in cts_in if type(c) is not Zero])
         self.fn = compile_exact(self.jaxpr, self.consts)
         self.batched: dict = {}  # batch-axis pattern -> compiled batched transpose
+        self._bind_fn = None
+
+    def bind_fn(self):
+        """The transpose as a program that binds on a given trace (under a transformation)."""
+        if self._bind_fn is None:
+            self._bind_fn = compile_bind(self.jaxpr, self.consts)
+        return self._bind_fn
 
 
 class LinEqn(Eqn):
@@ -250,7 +294,10 @@ def transpose_into(eqn, ct_env: dict, known: dict, direct: bool) -> None:
         ):
             outs = _batched_transpose(t, args, current)
         if outs is None:
-            outs = eval_jaxpr(t.jaxpr, t.consts, *args)
+            if core.output_check is None:
+                outs = t.bind_fn()(current, *args)
+            else:  # debugging: reports name the equation being evaluated
+                outs = eval_jaxpr(t.jaxpr, t.consts, *args)
     it = iter(outs)
     for a, zero in zip(tangent_vars, t.zero, strict=True):
         if not zero:
@@ -422,7 +469,7 @@ def derive(prim: Primitive, params: dict, in_avals: list, mask: tuple[int, ...])
     rule.known_jaxpr, rule.known_consts = known_jaxpr, known_consts
     rule.known_fn = compile_exact(known_jaxpr, known_consts)
     rule._transposes = {}
-    rule._fwd_fn = None
+    rule._fwd_fn = rule._bind_fn = None
     rule.lin_prim = lin1_p if len(lin_outs) == 1 else lin_p
     rule.params = {"rule": rule}  # shared by its equations (params are never mutated)
     rule.forwards = (
@@ -676,6 +723,13 @@ class LinearizeJVPTrace(JVPTrace):
                 if rule is None:
                     return JVPTrace.process_primitive(self, prim, args, params)
             outs = rule.known_fn(*primals)
+        return self.stage_lin(prim, rule, outs, lin_tangents, batched)
+
+    def stage_lin(self, prim, rule: LinRule, outs: list, lin_tangents: list, traced: bool):
+        """The outputs of `prim` linearized by `rule`: `outs` are its known program's results
+        (primal outputs, then residuals); one lin equation stages the tangents. `traced`: the
+        residuals may be tracers (of the vmap below, or of an outer transformation)."""
+        pe = self.parent
         n_out = rule.n_out
         if rule.forwards is not None:  # output tangents are input tangents: no equation
             lin_out_tracers = [lin_tangents[i] for i in rule.forwards]
@@ -688,7 +742,7 @@ class LinearizeJVPTrace(JVPTrace):
             ]
         # Stage the lin equation directly: its operands' avals are known from the rule.
         res = outs[n_out:]
-        if batched:  # residuals may be batched values of the vmap below
+        if traced:
             inputs = [pe.to_atom(r) for r in res]
         else:
             inputs = [
@@ -710,3 +764,68 @@ class LinearizeJVPTrace(JVPTrace):
             o if zero else JVPTracer(self, o, StagingTracer(pe, next(it)))
             for o, zero in zip(outs[:n_out], rule.out_zero, strict=True)
         ]
+
+
+class NestedLinearizeJVPTrace(LinearizeJVPTrace):
+    """The JVP trace of a linearize inside another transformation (the inner `grad`s of
+    `grad(grad(f))`, jacrev inside hessian's jacfwd, `grad` under jit): compiled rules whose
+    known part is bound on the trace below, as the rule's own known operations would be."""
+
+    __slots__ = ()
+
+    def process_primitive(self, prim, args, params):
+        pe = self.parent
+        if core.output_check is not None:
+            return JVPTrace.process_primitive(self, prim, args, params)
+        primals = []
+        lin_tangents = []
+        avals = []
+        key = [prim]
+        for x in args:
+            if type(x) is JVPTracer and x._trace is self:
+                t = x.tangent
+                if type(t) is Zero:
+                    key.append(0)
+                elif type(t) is StagingTracer and t._trace is pe:
+                    for i, u in enumerate(lin_tangents):  # the same tangent twice: x * x
+                        if u is t:
+                            key.append(i + 1)
+                            break
+                    else:
+                        lin_tangents.append(t)
+                        key.append(len(lin_tangents))
+                else:  # a known tangent: the general path
+                    return JVPTrace.process_primitive(self, prim, args, params)
+                primals.append(x.primal)
+                a = x.aval
+            else:
+                if isinstance(x, Tracer):
+                    self.check_foreign(x)
+                    a = x.aval
+                else:
+                    a = aval_of(x)
+                primals.append(x)
+                key.append(0)
+            avals.append(a)
+            key.append((a.shape, a.dtype))
+        if not lin_tangents:
+            return self.forward(prim, primals, params)
+        if params:
+            pk = params_key(prim, params)
+            if pk is None:
+                return JVPTrace.process_primitive(self, prim, args, params)
+            key.append(pk)
+        key = tuple(key)
+        rule = _rules.get(key)
+        if type(rule) is not LinRule:
+            mask = tuple(key[1 : 1 + 2 * len(primals) : 2])
+            rule = rule_for(key, lambda: derive(prim, params, avals, mask))
+            if rule is None:
+                return JVPTrace.process_primitive(self, prim, args, params)
+        below = pe.parent  # where the general path's known operations end up
+        token = _current_trace.set(below)
+        try:
+            outs = rule.known_bind_fn()(below, *primals)
+        finally:
+            _current_trace.reset(token)
+        return self.stage_lin(prim, rule, outs, lin_tangents, True)

@@ -25,7 +25,7 @@ from functrans.core import (
 )
 from functrans.interpreters.batching import BatchTrace
 from functrans.interpreters.jvp import JVPTrace, JVPTracer
-from functrans.interpreters.lincache import LinearizeJVPTrace
+from functrans.interpreters.lincache import LinearizeJVPTrace, NestedLinearizeJVPTrace
 from functrans.interpreters.staging import StagingTrace, StagingTracer
 from functrans.interpreters.transpose import backward_pass
 from functrans.ir import Jaxpr, eval_jaxpr
@@ -100,12 +100,12 @@ def linearize_flat(
     """
     pe = PartialEvalTrace(_current_trace.get())
     parent = pe.parent
-    if compiled and (
-        parent is eval_trace or (type(parent) is BatchTrace and parent.parent is eval_trace)
-    ):  # concrete primals, or batched ones of an eager vmap
-        jt = LinearizeJVPTrace(pe)
-    else:
+    if not compiled:
         jt = JVPTrace(pe)
+    elif parent is eval_trace or (type(parent) is BatchTrace and parent.parent is eval_trace):
+        jt = LinearizeJVPTrace(pe)  # concrete primals, or batched ones of an eager vmap
+    else:  # primals of an outer transformation
+        jt = NestedLinearizeJVPTrace(pe)
     in_avals = [aval_of(p) for p in primals]
     tangents_in = [pe.new_arg(a) for a in in_avals]
     token = _current_trace.set(jt)
