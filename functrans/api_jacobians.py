@@ -38,6 +38,9 @@ def _standard_basis(avals: Sequence[ShapedArray]) -> tuple[list[np.ndarray], int
 
 def _map_basis(fn: Callable, basis: list, size: int, chunk_size: int | None) -> list[Any]:
     """vmap `fn` (flat in, flat out) over axis 0 of `basis`; results have the batch axis first."""
+    if size == 1:  # one basis vector (a scalar input or output): nothing to batch
+        outs = fn(*[b[0] for b in basis])
+        return [reshape(o, new_sizes=(1,) + aval_of(o).shape) for o in outs]
     if chunk_size is None or chunk_size >= size:
         outs, dims = vmap_flat(fn, basis, [0] * len(basis), size)
         return [bdim_to(o, d, 0, size) for o, d in zip(outs, dims)]

@@ -727,3 +727,21 @@ def test_updating_a_primal_output_in_place_leaves_the_pullback_alone():
     want = f_jvp(np.ones(2)).copy()
     y *= 100.0
     np.testing.assert_array_equal(f_jvp(np.ones(2)), want)
+
+
+def test_a_basis_of_one_vector_is_not_batched(monkeypatch):
+    # jacrev of a scalar output and jacfwd of a scalar input need one pass: no vmap (size 1)
+    def no_vmap(*args, **kwargs):
+        raise AssertionError("vmap over a basis of one vector")
+
+    monkeypatch.setattr(api_jacobians, "vmap_flat", no_vmap)
+    x = np.array([0.3, -1.2, 2.0])
+    scalar_out = lambda x: fnp.sum(fnp.sin(x) * x)  # noqa: E731
+    np.testing.assert_allclose(ft.jacrev(scalar_out)(x), ft.grad(scalar_out)(x), rtol=1e-15)
+    curve = lambda s: {"a": fnp.sin(s * x), "b": s**2}  # noqa: E731
+    jac = ft.jacfwd(curve)(0.5)
+    np.testing.assert_allclose(jac["a"], x * np.cos(0.5 * x), rtol=1e-15)
+    assert jac["b"].shape == () and jac["b"] == 1.0
+    row = ft.jacrev(lambda m: fnp.reshape(fnp.sum(m**2), (1,)))(np.ones((2, 2)))
+    assert row.shape == (1, 2, 2)
+    np.testing.assert_array_equal(row, 2 * np.ones((1, 2, 2)))
