@@ -417,3 +417,30 @@ def test_inner_linearizations_stage_lin_equations(compile_now):
     compiled = str(ft.make_jaxpr(g)(x))
     with lincache.compiling("never"):
         assert str(ft.make_jaxpr(g)(x)) == compiled
+
+
+def test_scalar_lin_equations_read_like_any_other(compile_now):
+    # in scalar code the eager linearization stages its lightest equations, whose operands are
+    # spelled out only when read: by a pullback under vmap, jit or make_jaxpr
+    def f(x, y):
+        return fnp.tanh(fnp.sin(x) * fnp.cos(y)) + x * 0.5
+
+    x, y = np.float64(0.3), np.float64(-1.1)
+    with lincache.compiling("never"):
+        want_out, want_pull = ft.vjp(f, x, y)
+        want = want_pull(1.0)
+    for _ in range(2):
+        out, pullback = ft.vjp(f, x, y)
+        assert out == want_out and pullback(1.0) == want
+    _, lin, _ = linearize_flat(lambda x, y: ([f(x, y)], None), [x, y], compiled=True)
+    scalar_eqns = [e for e in lin.jaxpr.eqns if type(e) is lincache.ScalarLinEqn]
+    assert scalar_eqns and "lin1" in str(lin.jaxpr)
+    for e in scalar_eqns:
+        assert [a.val for a in e.inputs[: len(e.res)]] == list(e.res)
+        assert e.inputs[len(e.res) :] == e.tangents
+    cts = np.array([1.0, -2.0, 0.5])
+    rows = ft.vmap(pullback)(cts)
+    for c, gx, gy in zip(cts, *rows, strict=True):
+        np.testing.assert_allclose((gx, gy), want_pull(c), rtol=1e-15)
+    np.testing.assert_allclose(ft.jit(pullback)(1.0), want, rtol=1e-15)
+    assert str(ft.make_jaxpr(pullback)(1.0)) == str(ft.make_jaxpr(want_pull)(1.0))

@@ -65,6 +65,7 @@ class LinRule:
         "n_res",
         "res_avals",
         "res_scalar",
+        "scalar_lin1",
         "out_zero",
         "out_avals",
         "lin_out_avals",
@@ -244,7 +245,7 @@ class LinEqn(Eqn):
     values at hand (the same values as its residual operands), so the backward pass need not
     look them up. Passes that rebuild equations make plain ones; both transpose the same."""
 
-    __slots__ = ("res", "single", "tangent")
+    __slots__ = ("res", "tangents", "single", "tangent")
 
     def __init__(self, prim, inputs, params, outputs, res, rule):  # Eqn's fields, set inline
         self.prim = prim
@@ -253,9 +254,36 @@ class LinEqn(Eqn):
         self.outputs = outputs
         self.source = None
         self.res = res
+        self.tangents = inputs[rule.n_res :]
         # one tangent in, one out: the backward pass runs one of rule.single directly
         self.single = rule.single
         self.tangent = inputs[-1] if rule.single is not None else None
+
+
+class ScalarLinEqn(LinEqn):
+    """A lin1 equation whose residuals are all scalars (scalar code, the per-primitive overhead
+    case): its operands, literals then the tangents' variables, are spelled out when read,
+    which the eager backward pass never does."""
+
+    __slots__ = ()
+
+    def __init__(self, rule, outputs, res, tangents):  # LinEqn's fields, set inline
+        self.prim = lin1_p
+        self.params = rule.params
+        self.outputs = outputs
+        self.source = None
+        self.res = res
+        self.tangents = tangents
+        self.single = single = rule.single
+        self.tangent = tangents[0] if single is not None else None
+
+    @property
+    def inputs(self):
+        avals = self.params["rule"].res_avals
+        return [*(Literal(r, a) for r, a in zip(self.res, avals, strict=True)), *self.tangents]
+
+
+LIN_EQNS = frozenset((LinEqn, ScalarLinEqn))
 
 
 def transpose_into(eqn, ct_env: dict, known: dict, direct: bool) -> None:
@@ -274,12 +302,15 @@ def transpose_into(eqn, ct_env: dict, known: dict, direct: bool) -> None:
         if all(ct_zero):
             return
         cts = [c for c in cts if c is not None]
-    n = rule.n_res
-    ins = eqn.inputs
-    tangent_vars = ins[n:]
+    if type(eqn) in LIN_EQNS:  # staged by the eager linearization: residuals at hand
+        tangent_vars = eqn.tangents
+        args = list(eqn.res)
+    else:
+        ins = eqn.inputs
+        tangent_vars = ins[rule.n_res :]
+        args = [a.val if type(a) is Literal else known[a] for a in ins[: rule.n_res]]
     accs = [ct_env.get(a) for a in tangent_vars]
     t = rule.transposed(ct_zero, tuple(a is not None for a in accs))
-    args = [a.val if type(a) is Literal else known[a] for a in ins[:n]]
     args += cts
     args += [a for a in accs if a is not None]
     if direct:
@@ -482,6 +513,13 @@ def derive(prim: Primitive, params: dict, in_avals: list, mask: tuple[int, ...])
     rule.single = None
     if len(lin_outs) == 1 and len(lin_jaxpr.invars) == 1:
         rule.single = (t, rule.transposed((False,), (True,)))
+    # one output with a tangent, scalar residuals, no forwarded tangent
+    rule.scalar_lin1 = (
+        len(lin_outs) == 1
+        and all(rule.res_scalar)
+        and not prim.multiple_results
+        and rule.forwards is None
+    )
     return rule
 
 
@@ -723,6 +761,13 @@ class LinearizeJVPTrace(JVPTrace):
                 if rule is None:
                     return JVPTrace.process_primitive(self, prim, args, params)
             outs = rule.known_fn(*primals)
+            if rule.scalar_lin1:  # scalar code: the equation in its lightest form
+                v = Var(rule.lin_out_avals[0])
+                tangents = [t.ir_var for t in lin_tangents]
+                pe.eqns.append(ScalarLinEqn(rule, [v], outs[1:], tangents))
+                tracer = JVPTracer(self, outs[0], StagingTracer(pe, v))
+                tracer._aval = rule.out_avals[0]
+                return tracer
         return self.stage_lin(prim, rule, outs, lin_tangents, batched)
 
     def stage_lin(self, prim, rule: LinRule, outs: list, lin_tangents: list, traced: bool):

@@ -14,7 +14,7 @@ from typing import Any
 
 from functrans import core
 from functrans.core import UndefPrimal, Zero
-from functrans.interpreters.lincache import LinEqn, lin1_p, lin_p, transpose_into
+from functrans.interpreters.lincache import LIN_EQNS, lin1_p, lin_p, transpose_into
 from functrans.ir import Jaxpr, Literal, Var
 from functrans.primitives import add_p
 
@@ -58,7 +58,7 @@ def backward_pass(
     # On concrete values, a compiled rule's equation runs its generated transpose directly.
     direct = not checking and not mixed and core._current_trace.get() is core.eval_trace
     for eqn in reversed(eqns):
-        if direct and type(eqn) is LinEqn and eqn.single is not None:
+        if direct and type(eqn) in LIN_EQNS and eqn.single is not None:
             # the eager hot path: one compiled transpose, adding onto the running cotangent
             ct = ct_env.pop(eqn.outputs[0], None)
             if ct is not None:
