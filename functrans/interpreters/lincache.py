@@ -80,6 +80,7 @@ class LinRule:
         "_transposes",
         "_fwd_fn",
         "_bind_fn",
+        "direct",
     )
 
     def __repr__(self):
@@ -105,6 +106,15 @@ class LinRule:
         if t is None:
             t = self._transposes[key] = Transposed(self.lin_jaxpr, ct_zero, acc)
         return t
+
+    def direct_entry(self, mask: int) -> tuple[Callable, tuple[int, ...]]:
+        """For a one-output rule, the compiled transpose adding onto the running cotangents of
+        the tangent operands whose bit is set in `mask`, with the indices of the tangent
+        operands it returns cotangents for (cached in `direct[mask]`)."""
+        k = len(self.lin_jaxpr.invars)
+        t = self.transposed((False,), tuple(bool(mask >> i & 1) for i in range(k)))
+        entry = self.direct[mask] = (t.fn, tuple(i for i in range(k) if not t.zero[i]))
+        return entry
 
     def known_bind_fn(self):
         """The known part as a program that binds on a given trace (nested linearization)."""
@@ -245,7 +255,7 @@ class LinEqn(Eqn):
     values at hand (the same values as its residual operands), so the backward pass need not
     look them up. Passes that rebuild equations make plain ones; both transpose the same."""
 
-    __slots__ = ("res", "tangents", "single", "tangent")
+    __slots__ = ("res", "tangents", "single", "tangent", "direct")
 
     def __init__(self, prim, inputs, params, outputs, res, rule):  # Eqn's fields, set inline
         self.prim = prim
@@ -257,6 +267,7 @@ class LinEqn(Eqn):
         self.tangents = inputs[rule.n_res :]
         # one tangent in, one out: the backward pass runs one of rule.single directly
         self.single = rule.single
+        self.direct = rule.direct
         self.tangent = inputs[-1] if rule.single is not None else None
 
 
@@ -276,6 +287,7 @@ class ScalarLinEqn(LinEqn):
         self.tangents = tangents
         self.single = single = rule.single
         self.tangent = tangents[0] if single is not None else None
+        self.direct = rule.direct
 
     @property
     def inputs(self):
@@ -284,6 +296,27 @@ class ScalarLinEqn(LinEqn):
 
 
 LIN_EQNS = frozenset((LinEqn, ScalarLinEqn))
+
+
+def transpose_direct(eqn: LinEqn, ct: Any, ct_env: dict) -> None:
+    """Transpose an eager lin equation with one output cotangent `ct` on concrete values (the
+    eager backward pass): its compiled transpose for the pattern of running sums at hand."""
+    tangents = eqn.tangents
+    args = [*eqn.res, ct]
+    mask = 0
+    bit = 1
+    for a in tangents:
+        acc = ct_env.get(a)
+        if acc is not None:
+            args.append(acc)
+            mask |= bit
+        bit <<= 1
+    entry = eqn.direct[mask]
+    if entry is None:
+        entry = eqn.params["rule"].direct_entry(mask)
+    fn, targets = entry
+    for i, ct_in in zip(targets, fn(*args), strict=True):
+        ct_env[tangents[i]] = ct_in
 
 
 def transpose_into(eqn, ct_env: dict, known: dict, direct: bool) -> None:
@@ -514,6 +547,10 @@ def derive(prim: Primitive, params: dict, in_avals: list, mask: tuple[int, ...])
     if len(lin_outs) == 1 and len(lin_jaxpr.invars) == 1:
         rule.single = (t, rule.transposed((False,), (True,)))
     # one output with a tangent, scalar residuals, no forwarded tangent
+    # one output: the eager backward pass runs the transposes from this table (by running-sum
+    # pattern, filled on first use)
+    n_tangents = len(lin_jaxpr.invars)
+    rule.direct = [None] * (1 << n_tangents) if len(lin_outs) == 1 and n_tangents <= 4 else None
     rule.scalar_lin1 = (
         len(lin_outs) == 1
         and all(rule.res_scalar)

@@ -14,7 +14,13 @@ from typing import Any
 
 from functrans import core
 from functrans.core import UndefPrimal, Zero
-from functrans.interpreters.lincache import LIN_EQNS, lin1_p, lin_p, transpose_into
+from functrans.interpreters.lincache import (
+    LIN_EQNS,
+    lin1_p,
+    lin_p,
+    transpose_direct,
+    transpose_into,
+)
 from functrans.ir import Jaxpr, Literal, Var
 from functrans.primitives import add_p
 
@@ -58,16 +64,20 @@ def backward_pass(
     # On concrete values, a compiled rule's equation runs its generated transpose directly.
     direct = not checking and not mixed and core._current_trace.get() is core.eval_trace
     for eqn in reversed(eqns):
-        if direct and type(eqn) in LIN_EQNS and eqn.single is not None:
-            # the eager hot path: one compiled transpose, adding onto the running cotangent
+        if direct and type(eqn) in LIN_EQNS and eqn.direct is not None:
+            # the eager hot path: one compiled transpose, adding onto the running cotangents
             ct = ct_env.pop(eqn.outputs[0], None)
             if ct is not None:
+                single = eqn.single
+                if single is None:
+                    transpose_direct(eqn, ct, ct_env)
+                    continue
                 a = eqn.tangent
                 acc = ct_env.get(a)
                 if acc is None:
-                    outs = eqn.single[0].fn(*eqn.res, ct)
+                    outs = single[0].fn(*eqn.res, ct)
                 else:
-                    outs = eqn.single[1].fn(*eqn.res, ct, acc)
+                    outs = single[1].fn(*eqn.res, ct, acc)
                 if outs:
                     ct_env[a] = outs[0]
             continue
