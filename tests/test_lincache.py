@@ -1,4 +1,4 @@
-"""Compiled per-primitive linearizations (functrans/interpreters/lincache.py).
+"""Compiled per-primitive linearizations (functrans/interpreters/lincache/).
 
 Reverse mode at the top level linearizes each primitive with a rule derived once per signature
 from its JVP rule and compiled. These tests force compilation on the first sighting and check,
@@ -179,7 +179,7 @@ def test_params_that_are_not_plain_values_take_the_general_path():
 
 
 def test_cache_is_bounded(compile_now, monkeypatch):
-    monkeypatch.setattr(lincache, "_MAX_RULES", 3)
+    monkeypatch.setattr(lincache._derive, "_MAX_RULES", 3)
     for n in range(1, 8):
         ft.grad(lambda x: fnp.sum(fnp.sin(x)))(np.ones(n))
         assert len(lincache._rules) <= 3
@@ -248,7 +248,7 @@ def test_rules_with_large_constants_are_not_cached(compile_now):
         for t in r._transposes.values()
         for c in t.consts
     )
-    assert held <= lincache._MAX_CONST_BYTES * len(lincache._rules)
+    assert held <= lincache.MAX_CONST_BYTES * len(lincache._rules)
     assert not any(
         isinstance(r, lincache.LinRule) and r.name == "eigh" for r in lincache._rules.values()
     )
@@ -285,11 +285,9 @@ def test_gradients_do_not_change_once_rules_are_compiled(name):
             np.testing.assert_array_equal(pullback(1.0)[0], want)
 
 
-def _per_example_grad(case: Case):
-    """vmap over three examples of the gradient of a real scalar made from the case."""
+def _scalar(case: Case):
+    """A real scalar function of the case's operands, made from all its float outputs."""
     prim, fn = case.primitive, case.fn()
-    examples = [case.operands(i) for i in range(3)]
-    floats = tuple(i for i, x in enumerate(examples[0]) if _float(x))
 
     def scalar(*xs):
         outs = fn(*xs)
@@ -299,6 +297,14 @@ def _per_example_grad(case: Case):
                 total = total + fnp.sum(fnp.real(o) * fnp.cos(fnp.real(o)))
         return total
 
+    return scalar
+
+
+def _per_example_grad(case: Case):
+    """vmap over three examples of the gradient of a real scalar made from the case."""
+    examples = [case.operands(i) for i in range(3)]
+    floats = tuple(i for i, x in enumerate(examples[0]) if _float(x))
+    scalar = _scalar(case)
     batched = [np.stack([ex[k] for ex in examples]) for k in range(len(examples[0]))]
     return ft.vmap(ft.grad(scalar, argnums=floats)), batched
 
@@ -307,11 +313,17 @@ def _per_example_grad(case: Case):
 def test_compiled_rule_under_vmap_matches_the_general_path(case):
     # grad inside an eager vmap: the known part runs batched, and so does the transpose
     g, batched = _per_example_grad(case)
+    _assert_compiled_matches_general(g, batched, case)
+
+
+def _assert_compiled_matches_general(g, args, case: Case):
+    """g(*args) (a tuple of gradients) bit for bit the same with the compiled rules, on the
+    call that compiles them and on the one after, as with the general path only."""
     with lincache.compiling("never"):
-        want = g(*batched)
+        want = g(*args)
     with lincache.compiling("now"):
         for _ in range(2):
-            got = g(*batched)
+            got = g(*args)
             for i, (a, b) in enumerate(zip(got, want, strict=True)):
                 np.testing.assert_array_equal(a, b, err_msg=f"{case.id}: operand {i}")
 
@@ -356,25 +368,17 @@ def test_batched_programs_with_batch_sized_constants_are_not_cached(compile_now)
     x = np.random.default_rng(0).normal(size=(20_000, 4))
     want = f(x)
     np.testing.assert_array_equal(f(x), want)
-    assert _held_bytes() <= lincache._MAX_CONST_BYTES
+    assert _held_bytes() <= lincache.MAX_CONST_BYTES
 
 
 def _second_order(case: Case):
     """The gradient of <grad(scalar)(operands), v>: an inner grad linearizing on the tracers of
     the outer one (nested compiled rules at the inner level)."""
-    prim, fn = case.primitive, case.fn()
     ops = case.operands()
     floats = tuple(i for i, x in enumerate(ops) if _float(x))
     rng = np.random.default_rng(case.seed)
     vs = [_random_like(rng, ops[i]) for i in floats]
-
-    def scalar(*xs):
-        outs = fn(*xs)
-        total = 0.0
-        for o in outs if prim.multiple_results else [outs]:
-            if np.issubdtype(o.dtype, np.inexact):
-                total = total + fnp.sum(fnp.real(o) * fnp.cos(fnp.real(o)))
-        return total
+    scalar = _scalar(case)
 
     def directional(*xs):
         gs = ft.grad(scalar, argnums=floats)(*xs)
@@ -389,13 +393,7 @@ def test_nested_compiled_rule_matches_the_general_path(case):
     # transposes by binding there too: the same operations, in the same order, bit for bit
     g, ops = _second_order(case)
     with np.errstate(all="ignore"):
-        with lincache.compiling("never"):
-            want = g(*ops)
-        with lincache.compiling("now"):
-            for _ in range(2):
-                got = g(*ops)
-                for i, (a, b) in enumerate(zip(got, want, strict=True)):
-                    np.testing.assert_array_equal(a, b, err_msg=f"{case.id}: operand {i}")
+        _assert_compiled_matches_general(g, ops, case)
 
 
 def test_inner_linearizations_stage_lin_equations(compile_now):

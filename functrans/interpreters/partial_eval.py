@@ -95,7 +95,7 @@ def linearize_flat(
     `fun` maps a flat list of arrays to `(flat outputs, aux)`. Returns the primal outputs, the
     linear map from input tangents to output tangents, and aux (computed on primal values).
     `compiled`: on concrete primals, linearize each primitive with its compiled rule
-    (interpreters/lincache.py), so the program is made of `lin` equations. Reverse mode asks for
+    (interpreters/lincache/), so the program is made of `lin` equations. Reverse mode asks for
     it; the default keeps the program readable primitive by primitive.
     """
     pe = PartialEvalTrace(_current_trace.get())
