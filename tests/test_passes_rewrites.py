@@ -301,6 +301,9 @@ DOT_CASES = {  # dimension_numbers and operand shapes: every branch of the impl
     "lhs transposed": ((((0,), (0,)), ((), ())), (4, 3), (4, 2)),
     "rhs transposed": ((((1,), (1,)), ((), ())), (3, 4), (2, 4)),
     "matrix-vector": ((((1,), (0,)), ((), ())), (3, 4), (4,)),
+    "long matrix-vector": ((((1,), (0,)), ((), ())), (40, 300), (300,)),
+    "long transposed matrix-vector": ((((0,), (0,)), ((), ())), (300, 40), (300,)),
+    "both transposed": ((((0,), (1,)), ((), ())), (4, 3), (2, 4)),
     "vector-matrix": ((((0,), (0,)), ((), ())), (4,), (4, 3)),
     "vector-vector": ((((0,), (0,)), ((), ())), (4,), (4,)),
     "outer": ((((), ()), ((), ())), (3,), (4,)),
@@ -331,6 +334,8 @@ def test_generated_dot_general_is_the_impl_bit_for_bit(name):
     assert got.shape == want.shape and got.dtype == want.dtype
     np.testing.assert_array_equal(got, want)
     assert f.lower(x, y).compiled.fresh_outputs == [bool(want.ndim)]
+    if "matrix-vector" in name or "transposed" in name:  # one BLAS call, as the impl makes
+        assert "np.dot(" in f.lower(x, y).source
     out = f.lower(x, y).compiled.fn(x, y)[0]
     assert not np.may_share_memory(out, x) and not np.may_share_memory(out, y)
 

@@ -27,6 +27,22 @@ def _free(ndim, contract, batch):
 def _dot_general_impl(x, y, *, dimension_numbers):
     (lc, rc), (lb, rb) = dimension_numbers
     x, y = np.asarray(x), np.asarray(y)
+    if (
+        not lb
+        and len(lc) == 1
+        and x.ndim <= 2
+        and 1 <= y.ndim <= 2
+        and x.ndim + y.ndim > 2
+        and x.shape[lc[0]] > 1
+    ):
+        # a matrix product of at most 2-D operands, one axis contracted: one BLAS call on
+        # (transposed) views, without the general path's reshaping (most of an eager dot's cost)
+        xc, yc = lc[0], rc[0]
+        if xc != x.ndim - 1:
+            x = x.T
+        if yc != 0:
+            y = y.T
+        return np.dot(x, y)
     lf, rf = _free(x.ndim, lc, lb), _free(y.ndim, rc, rb)
     batch_shape = tuple(x.shape[i] for i in lb)
     lf_shape = tuple(x.shape[i] for i in lf)
@@ -37,15 +53,25 @@ def _dot_general_impl(x, y, *, dimension_numbers):
     n = math.prod(rf_shape)
     out_shape = batch_shape + lf_shape + rf_shape
     # Bring each operand to (batch, free, contract) / (batch, contract, free).
-    xt = np.transpose(x, lb + lf + lc).reshape((nb, m, c))
-    yt = np.transpose(y, rb + rc + rf).reshape((nb, c, n))
+    xt = x.transpose(lb + lf + lc).reshape((nb, m, c))
+    yt = y.transpose(rb + rc + rf).reshape((nb, c, n))
     if c == 1:
         # an outer product per batch element: broadcasting beats a batched GEMM of 1-wide slices
+        # (in two dimensions when one side is a vector: NumPy's 2-D loops are the faster ones)
+        if m == 1:
+            return np.multiply(xt.reshape((nb, 1)), yt.reshape((nb, n))).reshape(out_shape)
+        if n == 1:
+            return np.multiply(xt.reshape((nb, m)), yt.reshape((nb, 1))).reshape(out_shape)
         return np.multiply(xt, yt).reshape(out_shape)
     if lb and m == 1 and n == 1:
         # a dot product per batch element
         return np.einsum("bc,bc->b", xt[:, 0, :], yt[:, :, 0]).reshape(out_shape)
     if not lb:
+        # matrix-vector products as such (GEMV), not as GEMMs with a 1-wide side
+        if n == 1:
+            return np.matmul(xt[0], yt[0, :, 0]).reshape(out_shape)
+        if m == 1:
+            return np.matmul(xt[0, 0], yt[0]).reshape(out_shape)
         return np.matmul(xt[0], yt[0]).reshape(out_shape)
     return np.matmul(xt, yt).reshape(out_shape)
 
