@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 
 from functrans.ir import Jaxpr, Literal, Var
+from functrans.primitives.dot import _simple_product
 
 # Array-mode templates for primitives whose NumPy form is an operator or a method.
 _ARRAY_TEMPLATES: dict[str, str] = {
@@ -107,11 +108,13 @@ def _dot_general_expr(eqn, names_in: list[str]) -> str:
             return f"{name}.reshape({shape})"
         return name if aval.shape == shape else f"{name}.reshape({shape})"
 
-    if not lb and len(lc) == 1 and x.aval.ndim <= 2 and 1 <= y.aval.ndim <= 2 and c > 1:
-        if x.aval.ndim + y.aval.ndim > 2:  # the impl's matrix product of (transposed) views
-            xt = names_in[0] if lc[0] == x.aval.ndim - 1 else f"{names_in[0]}.T"
-            yt = names_in[1] if rc[0] == 0 else f"{names_in[1]}.T"
-            return f"np.dot({xt}, {yt})"
+    fast = None if lb else _simple_product(x.aval.ndim, y.aval.ndim, lc, rc, c)
+    if fast == "dot":  # the impl's calls, for the impl's bits
+        xt = names_in[0] if lc[0] == x.aval.ndim - 1 else f"{names_in[0]}.T"
+        yt = names_in[1] if rc[0] == 0 else f"{names_in[1]}.T"
+        return f"np.dot({xt}, {yt})"
+    if fast == "scale":
+        return f"np.multiply({names_in[0]}, {names_in[1]})"
     xs, ys = (nb, m, c), (nb, c, n)
     if c == 1:  # an outer product per batch element: a broadcast multiply of the fewest axes
         body = "np.multiply({}, {})"

@@ -24,25 +24,30 @@ def _free(ndim, contract, batch):
     return tuple(i for i in range(ndim) if i not in contract and i not in batch)
 
 
+def _simple_product(xdim: int, ydim: int, lc: tuple, rc: tuple, c: int) -> str | None:
+    """How an unbatched dot_general of operands of ranks xdim, ydim contracting lc with rc
+    (of size c) runs without the general path: "dot", one np.dot of (transposed) views (a
+    matrix or matrix-vector product, one axis contracted); "scale", a broadcast multiply (a
+    scalar operand, nothing contracted); None, the general path. jit's code generator makes the
+    same calls (codegen.py), so its results are the impl's bit for bit."""
+    if len(lc) == 1 and xdim <= 2 and 1 <= ydim <= 2 and c > 1:
+        return "dot"
+    if not lc and (xdim == 0 or ydim == 0):
+        return "scale"
+    return None
+
+
 def _dot_general_impl(x, y, *, dimension_numbers):
     (lc, rc), (lb, rb) = dimension_numbers
     x, y = np.asarray(x), np.asarray(y)
-    if (
-        not lb
-        and len(lc) == 1
-        and x.ndim <= 2
-        and 1 <= y.ndim <= 2
-        and x.ndim + y.ndim > 2
-        and x.shape[lc[0]] > 1
-    ):
-        # a matrix product of at most 2-D operands, one axis contracted: one BLAS call on
-        # (transposed) views, without the general path's reshaping (most of an eager dot's cost)
-        xc, yc = lc[0], rc[0]
-        if xc != x.ndim - 1:
-            x = x.T
-        if yc != 0:
-            y = y.T
-        return np.dot(x, y)
+    if not lb:
+        # Products of at most 2-D operands skip the general path's reshaping (most of an eager
+        # dot's cost): one BLAS call on (transposed) views, or a broadcast multiply.
+        fast = _simple_product(x.ndim, y.ndim, lc, rc, x.shape[lc[0]] if lc else 1)
+        if fast == "dot":
+            return np.dot(x if lc[0] == x.ndim - 1 else x.T, y if rc[0] == 0 else y.T)
+        if fast == "scale":
+            return np.multiply(x, y)
     lf, rf = _free(x.ndim, lc, lb), _free(y.ndim, rc, rb)
     batch_shape = tuple(x.shape[i] for i in lb)
     lf_shape = tuple(x.shape[i] for i in lf)
