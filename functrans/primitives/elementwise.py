@@ -17,12 +17,15 @@ from typing import Any
 
 import numpy as np
 
+from functrans import core
 from functrans.core import (
     Primitive,
     ShapedArray,
     UndefPrimal,
     Zero,
+    _current_trace,
     aval_of,
+    eval_trace,
     is_float_dtype,
     is_undefined,
 )
@@ -56,6 +59,14 @@ def elementwise_batch(prim: Primitive) -> Callable:
         dst = next(d for d in dims if d is not None)
         if all(d == dst for d in dims):
             return prim.bind(*vals, **params), dst
+        if _current_trace.get() is eval_trace and core.output_check is None:
+            # On concrete values NumPy broadcasts an unbatched operand given a unit batch axis:
+            # the same elements, without a zero-stride operand (slower in ufunc loops).
+            vals = [
+                np.expand_dims(v, dst) if d is None else np.moveaxis(v, d, dst)
+                for v, d in zip(vals, dims)
+            ]
+            return prim.impl(*vals, **params), dst
         size = batch_size(vals, dims)
         vals = [bdim_to(v, d, dst, size) for v, d in zip(vals, dims)]
         return prim.bind(*vals, **params), dst
