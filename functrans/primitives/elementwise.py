@@ -52,6 +52,16 @@ def ct_like(ct: Any, aval: ShapedArray) -> Any:
     return convert_element_type(ct, new_dtype=aval.dtype)
 
 
+def _unit_batch_axis(v: Any, d: int | None, dst: int) -> Any:
+    """A concrete operand with its batch axis at dst, or a unit axis there if it has none."""
+    if d == dst:
+        return v
+    if d is not None:
+        return np.moveaxis(v, d, dst)
+    v = np.asarray(v)
+    return v.reshape(v.shape[:dst] + (1,) + v.shape[dst:])
+
+
 def elementwise_batch(prim: Primitive) -> Callable:
     """Batch rule for an elementwise primitive: align the batch axes, then apply it once."""
 
@@ -62,11 +72,9 @@ def elementwise_batch(prim: Primitive) -> Callable:
         if _current_trace.get() is eval_trace and core.output_check is None:
             # On concrete values NumPy broadcasts an unbatched operand given a unit batch axis:
             # the same elements, without a zero-stride operand (slower in ufunc loops).
-            vals = [
-                np.expand_dims(v, dst) if d is None else np.moveaxis(v, d, dst)
-                for v, d in zip(vals, dims)
-            ]
-            return prim.impl(*vals, **params), dst
+            return prim.impl(
+                *[_unit_batch_axis(v, d, dst) for v, d in zip(vals, dims)], **params
+            ), dst
         size = batch_size(vals, dims)
         vals = [bdim_to(v, d, dst, size) for v, d in zip(vals, dims)]
         return prim.bind(*vals, **params), dst
