@@ -143,21 +143,28 @@ def _batched_transpose(t: Transposed, args: list, batch) -> list | None:
     vmap) with its batched program, compiled once per pattern of batch axes and shapes. None:
     the caller binds the program instead (nothing batched, operands of another type than the
     rule was derived for, or a program that cannot be compiled)."""
-    vals, dims = [], []
+    vals, dims, key = [], [], []
     batched = False
     for a in args:
         if type(a) is BatchTracer and a._trace is batch:
-            vals.append(a.val)
-            dims.append(a.batch_dim)
+            v = a.val
+            d = a.batch_dim
             batched = True
         elif isinstance(a, Tracer):
             return None
         else:
-            vals.append(a)
-            dims.append(None)
+            v = a
+            d = None
+        vals.append(v)
+        dims.append(d)
+        if type(v) is np.ndarray:
+            key.append((d, v.shape, v.dtype))
+        else:
+            aval = aval_of(v)
+            key.append((d, aval.shape, aval.dtype))
     if not batched:
         return None
-    key = tuple((d, np.shape(v), aval_of(v).dtype) for v, d in zip(vals, dims))
+    key = tuple(key)
     entry = t.batched.get(key, _SEEN_ONCE)
     if entry is _SEEN_ONCE:
         if len(t.batched) >= 64:

@@ -87,7 +87,11 @@ class LinearizeJVPTrace(JVPTrace):
                 key.append((p.shape, p.dtype))
             elif tp is BatchTracer and p._trace is batch:
                 v = p.val
-                key.append((p.batch_dim, np.shape(v), aval_of(v).dtype))
+                if type(v) is np.ndarray:
+                    key.append((p.batch_dim, v.shape, v.dtype))
+                else:
+                    a = aval_of(v)
+                    key.append((p.batch_dim, a.shape, a.dtype))
                 batched = True
             else:
                 a = aval_of(p)
