@@ -15,7 +15,7 @@ import numpy as np
 
 from functrans import tree_util
 from functrans.api import _as_array, _finish
-from functrans.core import _current_trace, aval_of, transform_scope
+from functrans.core import Tracer, _current_trace, aval_of, transform_scope
 from functrans.errors import BatchingError, TreeStructureError
 from functrans.interpreters.batching import BatchTrace, BatchTracer
 from functrans.primitives import bdim_to, concatenate, slice_
@@ -137,8 +137,12 @@ def vmap(
                 axis_size=axis_size,
                 chunk_size=chunk_size,
             )(*args, *[kwargs[k] for k in kw_names])
-        flat_args, in_tree = tree_util.tree_flatten(args)
-        flat_args = [_as_array(x) for x in flat_args]
+        leaves = all(type(a) in _LEAVES for a in args)  # the common case: array arguments
+        if leaves:
+            flat_args, in_tree = [_as_array(x) for x in args], None
+        else:
+            flat_args, in_tree = tree_util.tree_flatten(args)
+            flat_args = [_as_array(x) for x in flat_args]
         axes = _flat_in_axes(in_axes, args)
         dims = [
             _check_axis(a, args, i, aval_of(x), "in_axes")
@@ -150,13 +154,18 @@ def vmap(
         store: dict = {}
 
         def flat_fun(*flat):
-            out = fun(*tree_util.tree_unflatten(in_tree, flat))
+            out = fun(*(flat if leaves else tree_util.tree_unflatten(in_tree, flat)))
+            if isinstance(out, (np.ndarray, np.generic, Tracer)):  # one array: no tree
+                store["out_tree"] = None
+                return [out]
             out_flat, store["out_tree"] = tree_util.tree_flatten(out)
             return [_as_array(o) for o in out_flat]
 
         outs, out_dims = vmap_flat(flat_fun, flat_args, dims, size)
         out_tree = store["out_tree"]
-        out_example = tree_util.tree_unflatten(out_tree, list(range(len(outs))))
+        out_example = (
+            0 if out_tree is None else tree_util.tree_unflatten(out_tree, list(range(len(outs))))
+        )
         try:
             flat_out_axes = (
                 [out_axes] * len(outs)  # the common case: one axis for every output
@@ -169,7 +178,7 @@ def vmap(
             _place_output(o, d, a, size, out_example, i, flat_args)
             for i, (o, d, a) in enumerate(zip(outs, out_dims, flat_out_axes))
         ]
-        return tree_util.tree_unflatten(out_tree, results)
+        return results[0] if out_tree is None else tree_util.tree_unflatten(out_tree, results)
 
     return batched
 
@@ -232,7 +241,8 @@ def _chunked(batched, args, flat_args, dims, in_tree, size, chunk_size, out_axes
     for start in range(0, size, chunk_size):
         stop = min(start + chunk_size, size)
         chunk_flat = [x if d is None else _take(x, d, start, stop) for x, d in zip(flat_args, dims)]
-        pieces.append(batched(*tree_util.tree_unflatten(in_tree, chunk_flat)))
+        chunk = chunk_flat if in_tree is None else tree_util.tree_unflatten(in_tree, chunk_flat)
+        pieces.append(batched(*chunk))
     out_tree = tree_util.tree_structure(pieces[0])
     example = tree_util.tree_unflatten(out_tree, list(range(out_tree.num_leaves)))
     flat_axes = tree_util.broadcast_prefix(out_axes, example, what="out_axes")
