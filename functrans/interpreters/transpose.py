@@ -14,6 +14,7 @@ from typing import Any
 
 from functrans import core
 from functrans.core import UndefPrimal, Zero
+from functrans.interpreters.batching import BatchTrace
 from functrans.interpreters.lincache import (
     LIN_EQNS,
     lin1_p,
@@ -61,9 +62,23 @@ def backward_pass(
             ct_env[v] = ct if old is None else add(old, ct)
 
     checking = core.output_check is not None
-    # On concrete values, a compiled rule's equation runs its generated transpose directly.
-    direct = not checking and not mixed and core._current_trace.get() is core.eval_trace
+    # On concrete values, a compiled rule's equation runs its generated transpose directly;
+    # under another transformation (nested differentiation) it binds it on the current trace,
+    # except on the batched values of an eager vmap, which transpose_into runs batched.
+    current = core._current_trace.get()
+    direct = not checking and not mixed and current is core.eval_trace
+    binding = (
+        not checking
+        and not mixed
+        and not direct
+        and not (type(current) is BatchTrace and current.parent is core.eval_trace)
+    )
     for eqn in reversed(eqns):
+        if binding and type(eqn) in LIN_EQNS and eqn.direct is not None:
+            ct = ct_env.pop(eqn.outputs[0], None)
+            if ct is not None:
+                transpose_direct(eqn, ct, ct_env, current)
+            continue
         if direct and type(eqn) in LIN_EQNS and eqn.direct is not None:
             # the eager hot path: one compiled transpose, adding onto the running cotangents
             ct = ct_env.pop(eqn.outputs[0], None)

@@ -72,13 +72,13 @@ class LinRule:
             t = self._transposes[key] = Transposed(self.lin_jaxpr, ct_zero, acc)
         return t
 
-    def direct_entry(self, mask: int) -> tuple[Callable, tuple[int, ...]]:
-        """For a one-output rule, the compiled transpose adding onto the running cotangents of
-        the tangent operands whose bit is set in `mask`, with the indices of the tangent
-        operands it returns cotangents for (cached in `direct[mask]`)."""
+    def direct_entry(self, mask: int) -> tuple[Transposed, tuple[int, ...]]:
+        """For a one-output rule, the transpose adding onto the running cotangents of the
+        tangent operands whose bit is set in `mask`, with the indices of the tangent operands
+        it returns cotangents for (cached in `direct[mask]`)."""
         k = len(self.lin_jaxpr.invars)
         t = self.transposed((False,), tuple(bool(mask >> i & 1) for i in range(k)))
-        entry = self.direct[mask] = (t.fn, tuple(i for i in range(k) if not t.zero[i]))
+        entry = self.direct[mask] = (t, tuple(i for i in range(k) if not t.zero[i]))
         return entry
 
     def known_bind_fn(self):

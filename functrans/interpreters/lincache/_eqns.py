@@ -68,9 +68,10 @@ class ScalarLinEqn(LinEqn):
 LIN_EQNS = frozenset((LinEqn, ScalarLinEqn))
 
 
-def transpose_direct(eqn: LinEqn, ct: Any, ct_env: dict) -> None:
-    """Transpose an eager lin equation with one output cotangent `ct` on concrete values (the
-    eager backward pass): its compiled transpose for the pattern of running sums at hand."""
+def transpose_direct(eqn: LinEqn, ct: Any, ct_env: dict, trace=None) -> None:
+    """Transpose an eager lin equation with one output cotangent `ct`: its compiled transpose
+    for the pattern of running sums at hand, run on concrete values (no `trace`) or bound on
+    `trace`, the current one (the backward pass of an inner grad of nested differentiation)."""
     tangents = eqn.tangents
     args = [*eqn.res, ct]
     mask = 0
@@ -84,8 +85,9 @@ def transpose_direct(eqn: LinEqn, ct: Any, ct_env: dict) -> None:
     entry = eqn.direct[mask]
     if entry is None:
         entry = eqn.params["rule"].direct_entry(mask)
-    fn, targets = entry
-    for i, ct_in in zip(targets, fn(*args), strict=True):
+    t, targets = entry
+    outs = t.fn(*args) if trace is None else t.bind_fn()(trace, *args)
+    for i, ct_in in zip(targets, outs, strict=True):
         ct_env[tangents[i]] = ct_in
 
 
