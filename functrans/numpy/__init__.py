@@ -28,6 +28,7 @@ from functrans.numpy._diagonals import *  # noqa: F403
 from functrans.numpy._elementwise import *  # noqa: F403
 from functrans.numpy._indexing import *  # noqa: F403
 from functrans.numpy._padding import *  # noqa: F403
+from functrans.numpy._piecewise import *  # noqa: F403
 from functrans.numpy._products import *  # noqa: F403
 from functrans.numpy._reductions import *  # noqa: F403
 from functrans.numpy._shapes import *  # noqa: F403

@@ -1,0 +1,217 @@
+"""Piecewise elementwise functions of functrans.numpy: rounding, extrema and clipping, comparisons
+and logic.
+
+Their derivatives are zero (rounding, boolean outputs) or select one operand (maximum, minimum,
+clip), with the tie and bound conventions stated below. They use the promotion helpers of
+_elementwise.py and, like them, follow NumPy's broadcasting and dtypes.
+"""
+
+from __future__ import annotations
+
+import builtins
+
+import numpy as np
+
+from functrans.core import aval_of
+from functrans.numpy._base import (
+    as_bool,
+    asarray,
+    broadcast_all,
+    promote_and_broadcast,
+    result_dtype,
+)
+from functrans.numpy._elementwise import _cast, _const, _copy, _to_inexact
+from functrans.primitives import elementwise as ew
+from functrans.primitives import transcendental as tr
+
+# ---------------------------------------------------------------------------------------------
+# Rounding: piecewise constant, derivative 0. Integers round to themselves, as in NumPy.
+
+
+def _rounding(prim_fn, name):
+    def fn(x):
+        x = asarray(x)
+        return x if aval_of(x).dtype.kind in "iub" else prim_fn(x)
+
+    fn.__name__ = name
+    return fn
+
+
+floor = _rounding(ew.floor, "floor")
+ceil = _rounding(ew.ceil, "ceil")
+trunc = _rounding(tr.trunc, "trunc")
+fix = trunc
+
+
+def rint(x):
+    return ew.round(_to_inexact(x))
+
+
+def round(x, decimals=0):  # noqa: A001 - the NumPy name
+    """Round half to even to `decimals` places (NumPy's scale, rint, unscale)."""
+    x = asarray(x)
+    kind = aval_of(x).dtype.kind
+    if kind in "iu":
+        if decimals >= 0:
+            return _copy(x)
+        # NumPy rounds integers to tens, hundreds, ... half to even, staying integer
+        return _cast(round(_cast(x, np.float64), decimals), aval_of(x).dtype)
+    if kind == "b":
+        x = _to_inexact(x)
+    if decimals == 0:
+        return ew.round(x)
+    if aval_of(x).dtype.kind == "c":
+        return ew.add(
+            _cast(round(ew.real(x), decimals), aval_of(x).dtype),
+            ew.mul(_cast(round(ew.imag(x), decimals), aval_of(x).dtype), _const(x, 1j)),
+        )
+    scale = _const(x, 10.0 ** builtins.abs(int(decimals)))  # this module's abs is fnp.abs
+    if decimals > 0:
+        return ew.div(ew.round(ew.mul(x, scale)), scale)
+    return ew.mul(ew.round(ew.div(x, scale)), scale)
+
+
+around = round
+
+
+# ---------------------------------------------------------------------------------------------
+# Extrema and clipping. Ties of maximum/minimum split the tangent 1/2 : 1/2 (see primitives).
+
+
+def maximum(x, y):
+    return ew.max(*promote_and_broadcast(x, y))
+
+
+def minimum(x, y):
+    return ew.min(*promote_and_broadcast(x, y))
+
+
+def fmax(x, y):
+    """maximum that ignores NaN: the other operand is returned (and differentiated)."""
+    x, y = promote_and_broadcast(x, y)
+    if aval_of(x).dtype.kind not in "fc":
+        return ew.max(x, y)
+    return ew.select_n(ew.isnan(y), ew.select_n(ew.isnan(x), ew.max(x, y), y), x)
+
+
+def fmin(x, y):
+    """minimum that ignores NaN: the other operand is returned (and differentiated)."""
+    x, y = promote_and_broadcast(x, y)
+    if aval_of(x).dtype.kind not in "fc":
+        return ew.min(x, y)
+    return ew.select_n(ew.isnan(y), ew.select_n(ew.isnan(x), ew.min(x, y), y), x)
+
+
+_NO_VALUE = object()
+
+
+def clip(a, a_min=_NO_VALUE, a_max=_NO_VALUE, *, min=None, max=None):  # noqa: A002
+    """Limit `a` to [a_min, a_max] (either may be None), as NumPy.
+
+    Convention at the bounds: the derivative with respect to `a` is 1 on the closed interval
+    a_min <= a <= a_max and 0 outside it; a bound gets the tangent only where `a` is strictly
+    beyond it. If a_min > a_max, every element is a_max, as in NumPy.
+    """
+    lo = min if a_min is _NO_VALUE or a_min is None else a_min
+    hi = max if a_max is _NO_VALUE or a_max is None else a_max
+    if lo is None and hi is None:
+        return _copy(asarray(a))
+    present = [v for v in (a, lo, hi) if v is not None]
+    dtype = result_dtype(*present)  # Python-scalar bounds are weak: float32 stays float32
+    args = broadcast_all(*[_cast(v, dtype) for v in present])
+    x, rest = args[0], args[1:]
+    if lo is not None:
+        lo_b, rest = rest[0], rest[1:]
+        x = ew.select_n(ew.lt(x, lo_b), x, lo_b)
+    if hi is not None:
+        x = ew.select_n(ew.gt(x, rest[0]), x, rest[0])
+    return x
+
+
+# ---------------------------------------------------------------------------------------------
+# Comparisons and logic: boolean outputs, no derivatives
+
+
+def equal(x, y):
+    return ew.eq(*promote_and_broadcast(x, y))
+
+
+def not_equal(x, y):
+    return ew.ne(*promote_and_broadcast(x, y))
+
+
+def less(x, y):
+    return ew.lt(*promote_and_broadcast(x, y))
+
+
+def less_equal(x, y):
+    return ew.le(*promote_and_broadcast(x, y))
+
+
+def greater(x, y):
+    return ew.gt(*promote_and_broadcast(x, y))
+
+
+def greater_equal(x, y):
+    return ew.ge(*promote_and_broadcast(x, y))
+
+
+def logical_and(x, y):
+    x, y = promote_and_broadcast(as_bool(x), as_bool(y))
+    return ew.logical_and(x, y)
+
+
+def logical_or(x, y):
+    x, y = promote_and_broadcast(as_bool(x), as_bool(y))
+    return ew.logical_or(x, y)
+
+
+def logical_xor(x, y):
+    x, y = promote_and_broadcast(as_bool(x), as_bool(y))
+    return ew.ne(x, y)
+
+
+def logical_not(x):
+    return ew.logical_not(as_bool(x))
+
+
+def isnan(x):
+    return ew.isnan(asarray(x))
+
+
+def isfinite(x):
+    return ew.isfinite(asarray(x))
+
+
+def isinf(x):
+    x = asarray(x)
+    return ew.logical_not(ew.logical_or(ew.isfinite(x), ew.isnan(x)))
+
+
+__all__ = [
+    "around",
+    "ceil",
+    "clip",
+    "equal",
+    "fix",
+    "floor",
+    "fmax",
+    "fmin",
+    "greater",
+    "greater_equal",
+    "isfinite",
+    "isinf",
+    "isnan",
+    "less",
+    "less_equal",
+    "logical_and",
+    "logical_not",
+    "logical_or",
+    "logical_xor",
+    "maximum",
+    "minimum",
+    "not_equal",
+    "rint",
+    "round",
+    "trunc",
+]
