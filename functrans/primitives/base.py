@@ -1,6 +1,6 @@
 """Checks and helpers shared by every primitive module (they use no primitive themselves).
 
-Family constructors live with their primitives: `unary`/`binary` in elementwise.py,
+Family constructors live with their primitives: `unary`/`binary` in elementwise_base.py,
 `linear_jvp` and the batch-axis movers in structural.py.
 """
 

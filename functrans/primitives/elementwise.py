@@ -6,7 +6,9 @@ call, so the common case reads like a table of calculus:
 primitives, so rules differentiate again.
 
 Operands of a binary primitive have exactly one shape and dtype (functrans.numpy broadcasts and
-promotes first). Each primitive is declared once, with all its rules, in one block below.
+promotes first). Each primitive is declared once, with all its rules, in one block: the families,
+arithmetic, complex parts and casts in elementwise_base.py (the layer the families' own rules
+use), the rest below; this module re-exports both.
 """
 
 from __future__ import annotations

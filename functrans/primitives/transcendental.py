@@ -2,8 +2,9 @@
 
 Logarithms and exponentials in other bases, hyperbolic and inverse trigonometric functions, cube
 root, the logistic sigmoid, atan2/hypot/logaddexp, and division with rounding (rem,
-floor_divide). They are declared with the `unary`/`binary` families of elementwise.py, each in one
-block with all its rules; derivatives are written with primitives so they differentiate again.
+floor_divide). They are declared with the `unary`/`binary` families (elementwise_base.py), each
+in one block with all its rules; derivatives are written with primitives so they differentiate
+again.
 """
 
 from __future__ import annotations
