@@ -7,6 +7,7 @@ import pytest
 
 import functrans as ft
 import functrans.numpy as fnp
+from functrans.errors import NonFiniteError
 
 RNG = np.random.default_rng(0)
 W = RNG.normal(size=(4, 4)) / 2
@@ -113,3 +114,26 @@ def test_checkpoint_with_pytrees():
     ref = ft.grad(lambda p: fnp.sum(f(p, X)["out"]))(p)
     np.testing.assert_allclose(g["w"], ref["w"])
     np.testing.assert_allclose(g["b"], ref["b"])
+
+
+def log_at_1(x):
+    return fnp.log(x - 1.0)  # NaN below 1: in the forward pass
+
+
+def sqrt_via_pow(x):
+    return fnp.power(x, 0.5) * 2.0  # inf only in the derivative at 0: in the recomputation
+
+
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")
+@pytest.mark.parametrize(
+    "f, x, where",
+    [(log_at_1, [0.5, 2.0], "under linearize"), (sqrt_via_pow, [0.0, 2.0], "backward pass")],
+    ids=["forward", "recomputation"],
+)
+def test_debug_nans_names_the_source_line_inside_a_checkpoint(f, x, where):
+    # the checkpoint's forward pass and recomputation evaluate f's staged equations: the error
+    # names the line in f that created the value, not the line that called grad
+    line = f"test_checkpoint.py:{f.__code__.co_firstlineno + 1}"
+    with ft.config.debug_nans(), pytest.raises(NonFiniteError) as info:
+        ft.grad(lambda x: fnp.sum(ft.checkpoint(f)(x)))(np.array(x))
+    assert line in str(info.value) and where in str(info.value)
