@@ -137,3 +137,14 @@ def test_debug_nans_names_the_source_line_inside_a_checkpoint(f, x, where):
     with ft.config.debug_nans(), pytest.raises(NonFiniteError) as info:
         ft.grad(lambda x: fnp.sum(ft.checkpoint(f)(x)))(np.array(x))
     assert line in str(info.value) and where in str(info.value)
+
+
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")
+def test_debug_nans_under_jit_names_the_source_line_inside_a_checkpoint():
+    # jit stages the checkpoint's forward pass and recomputation from its staged equations: the
+    # re-staged equations keep the line they came from (value_and_grad: the NaN value is live)
+    line = f"test_checkpoint.py:{log_at_1.__code__.co_firstlineno + 1}"
+    g = ft.jit(ft.value_and_grad(lambda x: fnp.sum(ft.checkpoint(log_at_1)(x))))
+    with ft.config.debug_nans(), pytest.raises(NonFiniteError) as info:
+        g(np.array([0.5, 2.0]))
+    assert line in str(info.value)

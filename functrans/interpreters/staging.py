@@ -79,7 +79,10 @@ class StagingTrace(Trace):
             tracers = StagingTracer(self, outputs[0])
         eqn = Eqn(prim, inputs, params, outputs)
         if core.output_check is not None:  # debugging: remember the user's line for errors
-            eqn.source = user_location()
+            # (re-staging a staged equation, as jit of a checkpoint's recomputation does, keeps
+            # the line that equation came from)
+            evaluating = core.debug_eqn.get()
+            eqn.source = evaluating.source if evaluating is not None else user_location()
         self.eqns.append(eqn)
         return tracers
 
