@@ -112,7 +112,9 @@ def _dot_general_expr(eqn, names_in: list[str]) -> str:
     if fast == "dot":  # the impl's calls, for the impl's bits
         xt = names_in[0] if lc[0] == x.aval.ndim - 1 else f"{names_in[0]}.T"
         yt = names_in[1] if rc[0] == 0 else f"{names_in[1]}.T"
-        return f"np.dot({xt}, {yt})"
+        if x.aval.ndim + y.aval.ndim > 2:
+            return f"np.dot({xt}, {yt})"
+        return f"np.asarray(np.dot({xt}, {yt}))"
     if fast == "scale":
         return f"np.multiply({names_in[0]}, {names_in[1]})"
     xs, ys = (nb, m, c), (nb, c, n)

@@ -442,3 +442,29 @@ def test_scalar_lin_equations_read_like_any_other(compile_now):
         np.testing.assert_allclose((gx, gy), want_pull(c), rtol=1e-15)
     np.testing.assert_allclose(ft.jit(pullback)(1.0), want, rtol=1e-15)
     assert str(ft.make_jaxpr(pullback)(1.0)) == str(ft.make_jaxpr(want_pull)(1.0))
+
+
+@pytest.mark.parametrize("case", DIFFERENTIABLE, ids=lambda c: c.id)
+def test_staged_gradient_is_the_general_paths_program(case):
+    # make_jaxpr(grad(f)) linearizes on staging tracers (nested compiled rules): the program it
+    # prints is the general path's, equation for equation and constant for constant
+    ops = case.operands()
+    floats = tuple(i for i, x in enumerate(ops) if _float(x))
+    g = ft.grad(_scalar(case), argnums=floats)
+    with np.errstate(all="ignore"):
+        with lincache.compiling("never"):
+            want = str(ft.make_jaxpr(g)(*ops))
+        with lincache.compiling("now"):
+            for _ in range(2):
+                assert str(ft.make_jaxpr(g)(*ops)) == want
+
+
+def test_errors_inside_an_inner_grad_name_forward_mode():
+    # the compiled inner linearization is, to the user, the JVP interpreter
+    def inner(b):
+        np.asarray(b)  # a traced value converted to NumPy
+        return fnp.sum(b)
+
+    with pytest.raises(ft.errors.TracerArrayConversionError) as info:
+        ft.grad(lambda a: fnp.sum(ft.grad(inner)(a)))(np.ones(3))
+    assert "JVPTrace" in str(info.value) and "Nested" not in str(info.value)

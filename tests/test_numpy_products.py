@@ -399,3 +399,16 @@ def test_products_through_numpy_functions():
 
     check_grads(f, (a,), order=1)
     np.testing.assert_allclose(ft.jacfwd(f)(a), ft.jacrev(f)(a), rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("n", [0, 1, 2, 5])
+def test_vector_products_are_0d_arrays_at_every_length(n):
+    # the impl's fast path (np.dot) and its general path give the same kind of result
+    a, b = np.arange(1.0, n + 1), np.arange(2.0, n + 2)
+    for got, want in [
+        (fnp.dot(a, b), np.dot(a, b)),
+        (fnp.inner(a, b), np.inner(a, b)),
+        (fnp.tensordot(a, b, axes=1), np.tensordot(a, b, axes=1)),
+    ]:
+        assert type(got) is np.ndarray and got.shape == ()
+        np.testing.assert_array_equal(got, want)

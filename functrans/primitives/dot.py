@@ -27,12 +27,12 @@ def _free(ndim, contract, batch):
 def _simple_product(xdim: int, ydim: int, lc: tuple, rc: tuple, c: int) -> str | None:
     """How an unbatched dot_general of operands of ranks xdim, ydim contracting lc with rc
     (of size c) runs without the general path: "dot", one np.dot of (transposed) views (a
-    matrix or matrix-vector product, one axis contracted); "scale", a broadcast multiply (a
-    scalar operand, nothing contracted); None, the general path. jit's code generator makes the
+    matrix, matrix-vector or inner product, one axis contracted); "scale", a broadcast multiply
+    (one scalar operand, nothing contracted); None, the general path. jit's code generator makes the
     same calls (codegen.py), so its results are the impl's bit for bit."""
     if len(lc) == 1 and xdim <= 2 and 1 <= ydim <= 2 and c > 1:
         return "dot"
-    if not lc and (xdim == 0 or ydim == 0):
+    if not lc and (xdim == 0) != (ydim == 0):
         return "scale"
     return None
 
@@ -45,7 +45,8 @@ def _dot_general_impl(x, y, *, dimension_numbers):
         # dot's cost): one BLAS call on (transposed) views, or a broadcast multiply.
         fast = _simple_product(x.ndim, y.ndim, lc, rc, x.shape[lc[0]] if lc else 1)
         if fast == "dot":
-            return np.dot(x if lc[0] == x.ndim - 1 else x.T, y if rc[0] == 0 else y.T)
+            out = np.dot(x if lc[0] == x.ndim - 1 else x.T, y if rc[0] == 0 else y.T)
+            return out if x.ndim + y.ndim > 2 else np.asarray(out)  # 0-d, as on every path
         if fast == "scale":
             return np.multiply(x, y)
     lf, rf = _free(x.ndim, lc, lb), _free(y.ndim, rc, rb)

@@ -32,7 +32,8 @@ def compile_exact(jaxpr: Jaxpr, consts: list[Any]) -> Callable[..., tuple]:
 def compile_bind(jaxpr: Jaxpr, consts: list[Any]) -> Callable[..., tuple]:
     """A closed program as one Python function `program(trace, *args)` that binds each
     equation, in order, on `trace`: what `eval_jaxpr` does with `trace` current (the caller
-    makes it so), without the interpretation. Dead equations are dropped."""
+    makes it so), without the interpretation. Every equation is bound, dead ones too: on a
+    staging trace the program staged is then the one the general path stages."""
     return _Program(jaxpr, consts, binding=True).function
 
 
@@ -51,7 +52,7 @@ class _Program:
             lines.append("    bind = trace.process_primitive")
         else:
             lines = [f"def program({', '.join(args)}):"]
-        for i, eqn in enumerate(_live_eqns(jaxpr)):
+        for i, eqn in enumerate(jaxpr.eqns if binding else _live_eqns(jaxpr)):
             outs = []
             for v in eqn.outputs:
                 self.names[v] = out = f"v{i}_{len(outs)}"

@@ -46,6 +46,7 @@ class LinRule:
         "_fwd_fn",
         "_bind_fn",
         "direct",
+        "bindable",
     )
 
     def __repr__(self):
@@ -227,6 +228,10 @@ def derive(prim: Primitive, params: dict, in_avals: list, mask: tuple[int, ...])
     t = rule.transposed((False,) * len(lin_outs), (False,) * len(lin_jaxpr.invars))
     if sum(np.asarray(c).nbytes for c in t.consts) > MAX_CONST_BYTES:
         return None
+    # Bound on another trace (nested linearization), a rule's array constants would be one
+    # object each time, which a staging trace keeps as one constant where the general path
+    # makes a new one per use: such rules (sort's offsets, say) take the general path there.
+    rule.bindable = not any(np.ndim(c) for c in [*known_consts, *t.consts])
     # one tangent in, one out: the two transposes (without, with a running sum) at hand
     rule.single = None
     if len(lin_outs) == 1 and len(lin_jaxpr.invars) == 1:

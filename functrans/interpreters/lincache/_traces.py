@@ -179,6 +179,7 @@ class NestedLinearizeJVPTrace(LinearizeJVPTrace):
     known part is bound on the trace below, as the rule's own known operations would be."""
 
     __slots__ = ()
+    kind = "JVPTrace"  # to the user, this is forward mode
 
     def process_primitive(self, prim, args, params):
         pe = self.parent
@@ -217,6 +218,8 @@ class NestedLinearizeJVPTrace(LinearizeJVPTrace):
             rule = rule_for(key, lambda: derive(prim, params, avals, mask))
             if rule is None:
                 return JVPTrace.process_primitive(self, prim, args, params)
+        if not rule.bindable:
+            return JVPTrace.process_primitive(self, prim, args, params)
         below = pe.parent  # where the general path's known operations end up
         token = _current_trace.set(below)
         try:
