@@ -318,6 +318,8 @@ DOT_CASES = {  # dimension_numbers and operand shapes: every branch of the impl
     "batched matmul": ((((2,), (1,)), ((0,), (0,))), (2, 3, 4), (2, 4, 5)),
     "batch axis last": ((((0,), (1,)), ((2,), (0,))), (4, 3, 2), (2, 4, 5)),
     "two contracted axes": ((((0, 2), (1, 0)), ((), ())), (4, 3, 5), (5, 4, 2)),
+    "3-D times a vector": ((((2,), (0,)), ((), ())), (6, 5, 300), (300,)),
+    "a vector times 3-D": ((((0,), (1,)), ((), ())), (300,), (6, 300, 5)),
     "1x1": ((((1,), (0,)), ((), ())), (1, 1), (1, 1)),
     "empty contraction": ((((1,), (0,)), ((), ())), (3, 0), (0, 2)),
 }

@@ -73,11 +73,6 @@ def _dot_general_impl(x, y, *, dimension_numbers):
         # a dot product per batch element
         return np.einsum("bc,bc->b", xt[:, 0, :], yt[:, :, 0]).reshape(out_shape)
     if not lb:
-        # matrix-vector products as such (GEMV), not as GEMMs with a 1-wide side
-        if n == 1:
-            return np.matmul(xt[0], yt[0, :, 0]).reshape(out_shape)
-        if m == 1:
-            return np.matmul(xt[0, 0], yt[0]).reshape(out_shape)
         return np.matmul(xt[0], yt[0]).reshape(out_shape)
     return np.matmul(xt, yt).reshape(out_shape)
 
