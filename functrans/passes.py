@@ -296,6 +296,35 @@ def _scaled_dot(p: _Program, producers: dict, eqn: Eqn) -> list[Eqn] | Atom | No
     return None
 
 
+def _transposed_operands(p: _Program, producers: dict, eqn: Eqn) -> list[Eqn] | None:
+    """A dot_general of a transposed operand reads the operand itself, with its axes renamed in
+    the dimension numbers, when that keeps the order of the operand's free axes (which is their
+    order in the result): no transposed copy is made for the product."""
+    (lc, rc), (lb, rb) = eqn.params["dimension_numbers"]
+    ops, dims, changed = list(eqn.inputs), [[lc, lb], [rc, rb]], False
+    for k in (0, 1):
+        src = producers.get(ops[k]) if type(ops[k]) is Var else None
+        if src is None or src.prim is not transpose_p:
+            continue
+        perm = src.params["permutation"]
+        contract, batch = dims[k]
+        free = [perm[i] for i in range(len(perm)) if i not in contract and i not in batch]
+        if free != sorted(free):
+            continue
+        ops[k] = src.inputs[0]
+        dims[k] = [tuple(perm[i] for i in contract), tuple(perm[i] for i in batch)]
+        changed = True
+    if not changed:
+        return None
+    numbers = ((dims[0][0], dims[1][0]), (dims[0][1], dims[1][1]))
+    return [Eqn(eqn.prim, ops, {"dimension_numbers": numbers}, eqn.outputs)]
+
+
+def _dot_general(p: _Program, producers: dict, eqn: Eqn) -> list[Eqn] | Atom | None:
+    new = _scaled_dot(p, producers, eqn)
+    return new if new is not None else _transposed_operands(p, producers, eqn)
+
+
 def _fused_transpose(p: _Program, producers: dict, eqn: Eqn) -> list[Eqn] | None:
     """transpose(transpose(x, p1), p2) is one transpose of x, by p1[p2]; a transpose that keeps
     the order of the axes longer than 1 only moves unit axes: it is a reshape."""
@@ -320,7 +349,7 @@ def _fused_reshape(p: _Program, producers: dict, eqn: Eqn) -> list[Eqn] | None:
 
 
 _REWRITES = {
-    "dot_general": _scaled_dot,
+    "dot_general": _dot_general,
     "transpose": _fused_transpose,
     "reshape": _fused_reshape,
 }

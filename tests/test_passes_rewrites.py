@@ -192,6 +192,34 @@ def test_transpose_of_another_equation_is_kept():
     assert _prims(f, x) == ["sin", "transpose", "mul"]
 
 
+TRANSPOSED_OPERANDS = {  # f(a, b) -> (folded?): a dot_general reading a transposed operand
+    "right, 2-D": (lambda a, b: a @ b.T, (3, 4), (5, 4), True),
+    "left, 2-D": (lambda a, b: a.T @ b, (4, 3), (4, 5), True),
+    "both": (lambda a, b: a.T @ b.T, (4, 3), (5, 4), True),
+    "matrix-vector": (lambda a, b: a.T @ b, (4, 3), (4,), True),
+    "batched, free axes kept": (
+        lambda a, b: fnp.einsum("bij,bjk->bik", a, fnp.transpose(b, (0, 2, 1))),
+        (2, 3, 4),
+        (2, 5, 4),
+        True,
+    ),
+    "free axes reordered": (
+        lambda a, b: fnp.tensordot(a, fnp.transpose(b, (2, 1, 0)), axes=1),
+        (3, 4),
+        (5, 6, 4),
+        False,
+    ),
+}
+
+
+@pytest.mark.parametrize("name", list(TRANSPOSED_OPERANDS))
+def test_a_transposed_operand_is_read_in_place_by_the_product(name):
+    f, xs, ys, folded = TRANSPOSED_OPERANDS[name]
+    a, b = _rand(*xs), _rand(*ys)
+    np.testing.assert_allclose(ft.jit(f)(a, b), f(a, b), rtol=1e-13)
+    assert ("transpose" not in _prims(f, a, b)) == folded
+
+
 def test_reshape_of_a_reshape_is_one_reshape():
     x = _rand(2, 6)
     f = lambda x: fnp.sin(fnp.reshape(fnp.reshape(x, (3, 4)), (4, 3)))  # noqa: E731
