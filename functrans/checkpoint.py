@@ -22,7 +22,7 @@ from functrans import core, tree_util
 from functrans.api import _as_array, jvp_flat
 from functrans.api_vmap import vmap_flat
 from functrans.control_flow.programs import split_program
-from functrans.core import Primitive, UndefPrimal, aval_of, instantiate
+from functrans.core import Primitive, UndefPrimal, aval_of, instantiate, transform_scope
 from functrans.interpreters.staging import trace_to_jaxpr
 from functrans.interpreters.transpose import backward_pass
 from functrans.ir import ClosedJaxpr, Eqn, Jaxpr, Literal, Var, eval_jaxpr
@@ -180,7 +180,8 @@ class _Split:
         env = dict(zip(self.jaxpr.constvars, self.consts, strict=True))
         env.update(zip(self.primal_in, [barrier_p.bind(p) for p in primals], strict=True))
         env.update(zip(self.saved, saved, strict=True))
-        _run(self.recompute_eqns, env, keep=set(self.needed))
+        with transform_scope("recomputation"):  # reports say what ran (debug_nans)
+            _run(self.recompute_eqns, env, keep=set(self.needed))
         return env
 
     def linear_program(self, env: dict) -> tuple[Jaxpr, list[Any]]:

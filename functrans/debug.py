@@ -44,7 +44,9 @@ def check_nonfinite(prim: Primitive, args: Sequence[Any], out: Any) -> None:
     avals = ", ".join(aval_of(a).str_short() for a in args)
     transforms = core.active_transforms.get()
     where = "under " + " > ".join(transforms) if transforms else "outside any transformation"
-    if "backward pass" in transforms and eqn is not None:
+    if transforms and transforms[-1] == "recomputation" and eqn is not None:
+        where += f" (recomputing '{eqn.prim.name}' for a checkpoint)"
+    elif "backward pass" in transforms and eqn is not None:
         where += f" (transposing '{eqn.prim.name}')"
     if eqn is not None:
         line = eqn.source or "unknown (turn debug_nans on before tracing to record it)"
