@@ -68,10 +68,15 @@ class LinearizeJVPTrace(JVPTrace):
         for x in args:
             if type(x) is JVPTracer and x._trace is self:
                 p = x.primal
-                which = _which_tangent(x.tangent, pe, lin_tangents)
-                if which is None:  # a known tangent: the general path
-                    return JVPTrace.process_primitive(self, prim, args, params)
-                key.append(which)
+                t = x.tangent
+                if not lin_tangents and type(t) is StagingTracer and t._trace is pe:
+                    lin_tangents.append(t)  # the first tangent (the common case, inline)
+                    key.append(1)
+                else:
+                    which = _which_tangent(t, pe, lin_tangents)
+                    if which is None:  # a known tangent: the general path
+                        return JVPTrace.process_primitive(self, prim, args, params)
+                    key.append(which)
             elif isinstance(x, Tracer) and not (type(x) is BatchTracer and x._trace is batch):
                 # not ours, nor a value of the vmap below: the general path checks and reports
                 return JVPTrace.process_primitive(self, prim, args, params)
@@ -98,7 +103,7 @@ class LinearizeJVPTrace(JVPTrace):
                 key.append((a.shape, a.dtype))
         if not lin_tangents:
             return self.forward(prim, primals, params)
-        key = _signature(prim, params, key)
+        key = _signature(prim, params, key) if params else tuple(key)
         if key is None:  # params that are not plain values
             return JVPTrace.process_primitive(self, prim, args, params)
         rule = _rules.get(key)
@@ -125,7 +130,11 @@ class LinearizeJVPTrace(JVPTrace):
             outs = rule.known_fn(*primals)
             if rule.scalar_lin1:  # scalar code: the equation in its lightest form
                 v = Var(rule.lin_out_avals[0])
-                tangents = [t.ir_var for t in lin_tangents]
+                tangents = (
+                    [lin_tangents[0].ir_var]
+                    if len(lin_tangents) == 1
+                    else [t.ir_var for t in lin_tangents]
+                )
                 pe.eqns.append(ScalarLinEqn(rule, [v], outs[1:], tangents))
                 tracer = JVPTracer(self, outs[0], StagingTracer(pe, v))
                 tracer._aval = rule.out_avals[0]
