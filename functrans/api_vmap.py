@@ -53,7 +53,8 @@ def _axes_error(what: str, axes: Any, tree: Any, err: TreeStructureError) -> Tre
 _LEAVES = frozenset((np.ndarray, np.float64, np.float32, float, int, complex, np.complex128))
 
 
-def _flat_in_axes(in_axes: Any, args: tuple) -> list[int | None]:
+def _flat_in_axes(in_axes: Any, args: tuple, leaves: bool) -> list[int | None]:
+    """One axis (or None) per leaf of args; `leaves`: every argument is an array."""
     if isinstance(in_axes, list):
         in_axes = tuple(in_axes)  # JAX accepts lists at the top level, like tuples
     if isinstance(in_axes, tuple) and len(in_axes) != len(args):
@@ -61,7 +62,7 @@ def _flat_in_axes(in_axes: Any, args: tuple) -> list[int | None]:
             f"vmap: in_axes is a tuple of length {len(in_axes)} but the function was called "
             f"with {len(args)} positional arguments; give one entry per argument."
         )
-    if all(type(a) in _LEAVES for a in args):  # the common case: one axis per array argument
+    if leaves:  # the common case: one axis per array argument
         if in_axes is None or type(in_axes) is int:
             return [in_axes] * len(args)
         if type(in_axes) is tuple and all(a is None or type(a) is int for a in in_axes):
@@ -143,7 +144,7 @@ def vmap(
         else:
             flat_args, in_tree = tree_util.tree_flatten(args)
             flat_args = [_as_array(x) for x in flat_args]
-        axes = _flat_in_axes(in_axes, args)
+        axes = _flat_in_axes(in_axes, args, leaves)
         dims = [
             _check_axis(a, args, i, aval_of(x), "in_axes")
             for i, (a, x) in enumerate(zip(axes, flat_args))

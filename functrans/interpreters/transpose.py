@@ -74,27 +74,21 @@ def backward_pass(
         and not (type(current) is BatchTrace and current.parent is core.eval_trace)
     )
     for eqn in reversed(eqns):
-        if binding and type(eqn) in LIN_EQNS and eqn.direct is not None:
+        if (direct or binding) and type(eqn) in LIN_EQNS and eqn.direct is not None:
+            # a compiled rule's transpose from its table, adding onto the running cotangents
             ct = ct_env.pop(eqn.outputs[0], None)
-            if ct is not None:
-                transpose_direct(eqn, ct, ct_env, current)
-            continue
-        if direct and type(eqn) in LIN_EQNS and eqn.direct is not None:
-            # the eager hot path: one compiled transpose, adding onto the running cotangents
-            ct = ct_env.pop(eqn.outputs[0], None)
-            if ct is not None:
-                single = eqn.single
-                if single is None:
-                    transpose_direct(eqn, ct, ct_env)
-                    continue
-                a = eqn.tangent
-                acc = ct_env.get(a)
-                if acc is None:
-                    outs = single[0].fn(*eqn.res, ct)
-                else:
-                    outs = single[1].fn(*eqn.res, ct, acc)
-                if outs:
-                    ct_env[a] = outs[0]
+            if ct is None:
+                continue
+            a = eqn.tangent
+            if a is None or binding:
+                transpose_direct(eqn, ct, ct_env, None if direct else current)
+                continue
+            # the eager hot path: one tangent in, run inline
+            acc = ct_env.get(a)
+            fn = eqn.direct[acc is not None][0].fn
+            outs = fn(*eqn.res, ct) if acc is None else fn(*eqn.res, ct, acc)
+            if outs:
+                ct_env[a] = outs[0]
             continue
         prim = eqn.prim
         if (prim is lin1_p or prim is lin_p) and not mixed:

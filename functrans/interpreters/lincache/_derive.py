@@ -39,7 +39,6 @@ class LinRule:
         "known_consts",
         "known_fn",
         "forwards",
-        "single",
         "lin_prim",
         "params",
         "_transposes",
@@ -232,15 +231,14 @@ def derive(prim: Primitive, params: dict, in_avals: list, mask: tuple[int, ...])
     # object each time, which a staging trace keeps as one constant where the general path
     # makes a new one per use: such rules (sort's offsets, say) take the general path there.
     rule.bindable = not any(np.ndim(c) for c in [*known_consts, *t.consts])
-    # one tangent in, one out: the two transposes (without, with a running sum) at hand
-    rule.single = None
-    if len(lin_outs) == 1 and len(lin_jaxpr.invars) == 1:
-        rule.single = (t, rule.transposed((False,), (True,)))
-    # one output with a tangent, scalar residuals, no forwarded tangent
-    # one output: the eager backward pass runs the transposes from this table (by running-sum
-    # pattern, filled on first use)
+    # One output: the backward pass runs the transposes from this table, by running-sum pattern
+    # (filled on first use; with one tangent, the common case, both entries at hand).
     n_tangents = len(lin_jaxpr.invars)
     rule.direct = [None] * (1 << n_tangents) if len(lin_outs) == 1 and n_tangents <= 4 else None
+    if rule.direct is not None and n_tangents == 1:
+        rule.direct_entry(0)
+        rule.direct_entry(1)
+    # one output with a tangent, scalar residuals, no forwarded tangent
     rule.scalar_lin1 = (
         len(lin_outs) == 1
         and all(rule.res_scalar)

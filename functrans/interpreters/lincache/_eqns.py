@@ -25,7 +25,7 @@ class LinEqn(Eqn):
     values at hand (the same values as its residual operands), so the backward pass need not
     look them up. Passes that rebuild equations make plain ones; both transpose the same."""
 
-    __slots__ = ("res", "tangents", "single", "tangent", "direct")
+    __slots__ = ("res", "tangents", "tangent", "direct")
 
     def __init__(self, prim, inputs, params, outputs, res, rule):  # Eqn's fields, set inline
         self.prim = prim
@@ -35,10 +35,9 @@ class LinEqn(Eqn):
         self.source = None
         self.res = res
         self.tangents = inputs[rule.n_res :]
-        # one tangent in, one out: the backward pass runs one of rule.single directly
-        self.single = rule.single
         self.direct = rule.direct
-        self.tangent = inputs[-1] if rule.single is not None else None
+        # one tangent in, one out: the backward pass's hottest case
+        self.tangent = inputs[-1] if _one_tangent(rule) else None
 
 
 class ScalarLinEqn(LinEqn):
@@ -55,9 +54,8 @@ class ScalarLinEqn(LinEqn):
         self.source = None
         self.res = res
         self.tangents = tangents
-        self.single = single = rule.single
-        self.tangent = tangents[0] if single is not None else None
         self.direct = rule.direct
+        self.tangent = tangents[0] if _one_tangent(rule) else None
 
     @property
     def inputs(self):
@@ -66,6 +64,12 @@ class ScalarLinEqn(LinEqn):
 
 
 LIN_EQNS = frozenset((LinEqn, ScalarLinEqn))
+
+
+def _one_tangent(rule) -> bool:
+    """One output and one tangent operand: `rule.direct` holds the two transposes (without,
+    with a running cotangent)."""
+    return rule.direct is not None and len(rule.direct) == 2
 
 
 def transpose_direct(eqn: LinEqn, ct: Any, ct_env: dict, trace=None) -> None:
