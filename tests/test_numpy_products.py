@@ -412,3 +412,57 @@ def test_vector_products_are_0d_arrays_at_every_length(n):
     ]:
         assert type(got) is np.ndarray and got.shape == ()
         np.testing.assert_array_equal(got, want)
+
+
+def _products_with_a_basis(m):
+    """Every way a batch of basis vectors meets an unbatched operand in a contraction."""
+    rng = np.random.default_rng(3)
+    n = m.shape[0]
+    w = rng.normal(size=(4, n)).astype(m.dtype)
+    t = rng.normal(size=(2, n, 3)).astype(m.dtype)
+    return [
+        ("W @ v", lambda v: fnp.dot(w, v), m, 0),
+        ("v @ W.T", lambda v: fnp.dot(v, w.T), m, 0),
+        ("T . v over its middle axis", lambda v: fnp.tensordot(t, v, axes=([1], [0])), m, 0),
+        ("v . T over its middle axis", lambda v: fnp.tensordot(v, t, axes=([0], [1])), m, 0),
+        ("W @ v, basis along axis 1", lambda v: fnp.dot(w, v), m, 1),
+    ]
+
+
+@pytest.mark.parametrize(
+    "m",
+    [
+        np.eye(5),  # the shortcut: the product is the other operand
+        np.eye(5, dtype=np.float32),
+        np.eye(5)[[1, 0, 2, 3, 4]],  # a permutation: the general path
+        np.diag([1.0, 1.0, 1.0, 1.0, 0.0]),  # one zero: the general path
+        np.eye(5) + np.eye(5, k=1),  # ones on the diagonal, one more entry per row
+    ],
+    ids=["eye", "eye-f32", "permutation", "rank-deficient", "bidiagonal"],
+)
+def test_vmap_of_a_product_with_a_basis_matches_a_loop(m, monkeypatch):
+    from functrans.primitives import dot
+
+    seen = []
+    is_identity = dot._is_identity
+    monkeypatch.setattr(dot, "_is_identity", lambda v: seen.append(is_identity(v)) or seen[-1])
+    for name, fn, basis, axis in _products_with_a_basis(m):
+        got = ft.vmap(fn, in_axes=axis)(basis)
+        want = np.stack([fn(np.take(basis, i, axis=axis)) for i in range(basis.shape[axis])])
+        assert got.dtype == want.dtype, name
+        np.testing.assert_array_equal(got, want, err_msg=name)
+    # the identity takes the shortcut in every product, the other matrices never
+    assert seen
+    assert all(seen) if np.array_equal(m, np.eye(5)) else not any(seen), seen
+
+
+def test_jacobian_of_a_linear_map_is_a_fresh_copy_of_its_matrix():
+    # jacfwd's basis meets W in W @ x: the batch rule returns W itself, copied
+    w = np.arange(12.0).reshape(3, 4)
+    x = np.ones(4)
+    for jac in [ft.jacfwd(lambda x: w @ x), ft.jacrev(lambda x: w @ x)]:
+        got = jac(x)
+        np.testing.assert_array_equal(got, w)
+        assert not np.shares_memory(got, w)
+        got[...] = 0.0
+        np.testing.assert_array_equal(w, np.arange(12.0).reshape(3, 4))  # W is untouched
