@@ -432,32 +432,35 @@ def _products_with_a_basis(m):
 @pytest.mark.parametrize(
     "m",
     [
-        np.eye(5),  # the shortcut: the product is the other operand
+        np.eye(5),  # the shortcut: the product is the other operand, scaled
         np.eye(5, dtype=np.float32),
+        np.diag([2.0, -1.0, 0.5, 3.0, 0.0]),  # a scaled basis, one scale zero
+        np.diag([1.0, 2.0, 3.0, 4.0, 5.0]).astype(np.complex128) * (1 + 2j),
         np.eye(5)[[1, 0, 2, 3, 4]],  # a permutation: the general path
-        np.diag([1.0, 1.0, 1.0, 1.0, 0.0]),  # one zero: the general path
-        np.eye(5) + np.eye(5, k=1),  # ones on the diagonal, one more entry per row
+        np.eye(5) + np.eye(5, k=3),  # a diagonal and one entry far from it: the general path
+        np.zeros((5, 5)),  # no nonzero entry off the diagonal... nor on it: a diagonal of zeros
     ],
-    ids=["eye", "eye-f32", "permutation", "rank-deficient", "bidiagonal"],
+    ids=["eye", "eye-f32", "diagonal", "diagonal-c128", "permutation", "banded", "zeros"],
 )
 def test_vmap_of_a_product_with_a_basis_matches_a_loop(m, monkeypatch):
     from functrans.primitives import dot
 
     seen = []
-    is_identity = dot._is_identity
-    monkeypatch.setattr(dot, "_is_identity", lambda v: seen.append(is_identity(v)) or seen[-1])
+    diagonal = dot._diagonal
+    monkeypatch.setattr(dot, "_diagonal", lambda v: seen.append(diagonal(v)) or seen[-1])
     for name, fn, basis, axis in _products_with_a_basis(m):
         got = ft.vmap(fn, in_axes=axis)(basis)
         want = np.stack([fn(np.take(basis, i, axis=axis)) for i in range(basis.shape[axis])])
         assert got.dtype == want.dtype, name
         np.testing.assert_array_equal(got, want, err_msg=name)
-    # the identity takes the shortcut in every product, the other matrices never
+    # a diagonal matrix takes the shortcut in every product, the other matrices never
+    is_diagonal = np.array_equal(m, np.diag(np.diag(m)))
     assert seen
-    assert all(seen) if np.array_equal(m, np.eye(5)) else not any(seen), seen
+    assert all(d is not None for d in seen) if is_diagonal else all(d is None for d in seen)
 
 
 def test_jacobian_of_a_linear_map_is_a_fresh_copy_of_its_matrix():
-    # jacfwd's basis meets W in W @ x: the batch rule returns W itself, copied
+    # jacfwd's basis meets W in W @ x: the batch rule returns W scaled by ones, a new array
     w = np.arange(12.0).reshape(3, 4)
     x = np.ones(4)
     for jac in [ft.jacfwd(lambda x: w @ x), ft.jacrev(lambda x: w @ x)]:

@@ -140,14 +140,21 @@ def _dot_general_transpose(ct, x, y, *, dimension_numbers):
     return [None, _transpose_one(ct, x, y_ndim, x_ndim, (rc, rb), (lc, lb), False)]
 
 
-def _is_identity(v) -> bool:
-    """Whether `v` is a concrete n x n identity matrix (n > 1): jacfwd's and jacrev's standard
-    basis, batched. A cheap probe of two entries comes before the O(n^2) check."""
+def _diagonal(v) -> np.ndarray | None:
+    """The diagonal of `v` if it is a concrete square diagonal matrix (n > 1), else None: what
+    jacfwd's and jacrev's standard basis is, batched, and stays after an elementwise scaling. A
+    probe of two off-diagonal entries comes before the O(n^2) check."""
     if type(v) is not np.ndarray or v.ndim != 2 or v.shape[0] != v.shape[1] or v.shape[0] < 2:
-        return False
-    if v[0, 0] != 1 or v[0, 1] != 0:
-        return False
-    return bool((v.diagonal() == 1).all()) and np.count_nonzero(v) == v.shape[0]
+        return None
+    if v[0, 1] != 0 or v[1, 0] != 0:
+        return None
+    d = v.diagonal()
+    return d if np.count_nonzero(v) == np.count_nonzero(d) else None
+
+
+def _scale_axis(x, d: np.ndarray, axis: int) -> np.ndarray:
+    """x * d along `axis`, a new array (never x itself: the result may reach the user)."""
+    return np.multiply(x, d.reshape((-1,) + (1,) * (x.ndim - 1 - axis)))
 
 
 def _dot_general_batch(vals, dims, *, dimension_numbers):
@@ -155,14 +162,15 @@ def _dot_general_batch(vals, dims, *, dimension_numbers):
     x, y = vals
     dx, dy = dims
     if not lb and (dx is None) != (dy is None):
-        # A batch of basis vectors contracted with an unbatched operand: example i picks index i
-        # of the other operand's contracted axis, so the product is that operand (copied, not
-        # aliased), batched along that axis. jacfwd(W @ x) skips its n x n x ... product.
-        # Exact for finite operands (a product with 0 and 1 adds nothing else).
-        if dy is not None and rc == (0,) and _is_identity(y):
-            return np.array(x), lc[0]
-        if dx is not None and lc == (0,) and _is_identity(x):
-            return np.array(y), rc[0]
+        # A batch of scaled basis vectors d_i e_i contracted with an unbatched operand: example
+        # i is d_i times index i of the other operand's contracted axis, so the product is that
+        # operand scaled along that axis, batched along it. jacfwd(W @ x) and the product with
+        # W in jacrev(tanh(W @ x)) skip an n x n x ... product. The same values for finite
+        # operands, up to the sign of a zero (the dense product adds zeros).
+        if dy is not None and rc == (0,) and (d := _diagonal(y)) is not None:
+            return _scale_axis(x, d, lc[0]), lc[0]
+        if dx is not None and lc == (0,) and (d := _diagonal(x)) is not None:
+            return _scale_axis(y, d, rc[0]), rc[0]
 
     def shift(axes):
         return tuple(a + 1 for a in axes)
