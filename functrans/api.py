@@ -51,10 +51,24 @@ Argnums = int | Sequence[int]
 
 def _as_array(x: Any) -> Any:
     """Leaves enter transformations as arrays; NumPy arrays and tracers pass through untouched."""
-    if isinstance(x, (np.ndarray, np.generic, Tracer)):
+    if isinstance(x, (np.ndarray, np.generic)):
+        if x.dtype.kind in "biufc":
+            return x
+        raise TypeError(
+            f"functrans: expected numeric arrays, got a leaf of dtype {x.dtype} "
+            f"({type(x).__name__}). Only boolean, integer, floating-point and complex arrays "
+            "can enter a transformation; close over other values or mark them static."
+        )
+    if isinstance(x, Tracer):
         return x
     if isinstance(x, (bool, int, float, complex)):
-        return np.asarray(x)
+        a = np.asarray(x)
+        if a.dtype.kind == "O":
+            raise TypeError(
+                f"functrans: the Python int {x} does not fit a 64-bit integer; pass it as a "
+                "float (or close over it)."
+            )
+        return a
     raise TypeError(
         f"functrans: expected arrays (or pytrees of arrays), got a leaf of type "
         f"{type(x).__name__}. Pass numpy arrays or scalars; non-array arguments can be excluded "
@@ -189,6 +203,13 @@ def _owned_outputs(outs: Sequence[Any], lin: LinearFunction) -> list[Any]:
     ]
 
 
+def _own_inputs(partial: _Partial) -> None:
+    """Linearize a copy of each input array: the returned f_jvp / vjp_fn keeps residuals, often
+    the inputs themselves (x in x * y), and updating an input in place (`w -= lr * g`) must not
+    change what it computes later."""
+    partial.flat = [np.array(x) if type(x) is np.ndarray else x for x in partial.flat]
+
+
 def _finish(x: Any, inputs: Sequence[Any] = ()) -> Any:
     """A value leaving a transformation, owned by the user: symbolic zeros become arrays, 0-d
     arrays NumPy scalars (as NumPy's own scalar results are), and read-only views or views of
@@ -315,6 +336,7 @@ def linearize(fun: Callable, *primals: Any, has_aux: bool = False):
       2.0
     """
     partial = _Partial(fun, "linearize", tuple(range(len(primals))), primals, {})
+    _own_inputs(partial)
     store: dict = {}
     outs, lin, aux = linearize_flat(_flat_fun(partial, has_aux, "linearize", store), partial.flat)
     out_tree = store["out_tree"]
@@ -366,6 +388,7 @@ def vjp(fun: Callable, *primals: Any, has_aux: bool = False):
       (1.0,)
     """
     partial = _Partial(fun, "vjp", tuple(range(len(primals))), primals, {})
+    _own_inputs(partial)
     store: dict = {}
     outs, lin, aux = linearize_flat(
         _flat_fun(partial, has_aux, "vjp", store), partial.flat, compiled=True
@@ -518,16 +541,28 @@ def make_jaxpr(fun: Callable, static_argnums: Argnums = ()) -> Callable[..., Clo
 
     @functools.wraps(fun)
     def make(*args, **kwargs):
-        dynamic = tuple(i for i in range(len(args)) if i not in static)
-        partial = _Partial(fun, "make_jaxpr", dynamic, args, kwargs, check=False)
+        n = len(args)
+        if any(not -n <= i < n for i in static):
+            raise ValueError(
+                f"make_jaxpr: static_argnums={static_argnums!r} is out of range for a call with "
+                f"{n} positional argument(s)"
+            )
+        fixed = {i % n for i in static}
+        # positional arguments, then keyword arguments, are the program's inputs (as in jit)
+        dynamic = tuple(a for i, a in enumerate(args) if i not in fixed)
+        flat, in_tree = tree_util.tree_flatten((dynamic, kwargs))
+        flat = [_as_array(x) for x in flat]
         store: dict = {}
 
-        def flat_fun(*flat):
-            out_flat, store["out_tree"] = tree_util.tree_flatten(partial.call_flat(*flat))
+        def flat_fun(*leaves):
+            dyn, kw = tree_util.tree_unflatten(in_tree, leaves)
+            it = iter(dyn)
+            full = [a if i in fixed else next(it) for i, a in enumerate(args)]
+            out_flat, store["out_tree"] = tree_util.tree_flatten(fun(*full, **kw))
             return [_as_array(o) for o in out_flat]
 
-        jaxpr, consts = trace_to_jaxpr(flat_fun, [aval_of(x) for x in partial.flat])
-        return ClosedJaxpr(jaxpr, consts, partial.in_tree, store["out_tree"])
+        jaxpr, consts = trace_to_jaxpr(flat_fun, [aval_of(x) for x in flat])
+        return ClosedJaxpr(jaxpr, consts, in_tree, store["out_tree"])
 
     return make
 

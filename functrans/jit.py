@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import functools
 import inspect
+import types
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -196,6 +197,11 @@ class Jitted:
 
         return run_scalars
 
+    def __get__(self, obj, objtype=None):
+        """As a method (`@jit` on a `def` in a class body), `self` is the first argument; mark
+        it static (static_argnums=0) unless it is a pytree of arrays."""
+        return self if obj is None else types.MethodType(self, obj)
+
     def lower(self, *args, **kwargs) -> Lowered:
         """The staged, simplified program for these arguments' signature, and its source."""
         return self._lower(args, kwargs)[0]
@@ -241,10 +247,11 @@ def _name(fun) -> str:
 def _as_jit_leaf(x: Any, fun) -> Any:
     try:
         return _as_array(x)
-    except TypeError:
+    except TypeError as e:
+        reason = str(e).removeprefix("functrans: ").split(". ")[0]
         raise TypeError(
-            f"jit({_name(fun)}): an argument leaf of type {type(x).__name__} is not an array. "
-            "Mark non-array arguments static with static_argnums/static_argnames."
+            f"jit({_name(fun)}): an argument leaf is not a numeric array ({reason}). Mark "
+            "non-array arguments static with static_argnums/static_argnames."
         ) from None
 
 
@@ -275,15 +282,41 @@ def jit(
     """
     nums = (static_argnums,) if isinstance(static_argnums, int) else tuple(static_argnums)
     names = (static_argnames,) if isinstance(static_argnames, str) else tuple(static_argnames)
+    if not all(type(i) is int for i in nums) or not all(type(n) is str for n in names):
+        raise TypeError(
+            f"jit({_name(fun)}): static_argnums takes ints and static_argnames strings; got "
+            f"static_argnums={static_argnums!r}, static_argnames={static_argnames!r}"
+        )
     try:
-        params = inspect.signature(fun).parameters.values()
+        params = list(inspect.signature(fun).parameters.values())
     except (TypeError, ValueError):  # builtins without a signature: statics stay as given
-        params = ()
+        return Jitted(fun, tuple(dict.fromkeys(nums)), tuple(dict.fromkeys(names)))
+    kinds = {p.kind for p in params}
     positional = [p.name for p in params if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+    n = len(positional)
+    # out of range (without *args) or unknown (without **kwargs): a mistake, not a no-op
+    bad_nums = [i for i in nums if i < -n or (i >= n and _VAR_POSITIONAL not in kinds)]
+    bad_names = [k for k in names if k not in {p.name for p in params}]
+    where = f"{_name(fun)}{inspect.signature(fun)}"
+    if bad_nums:
+        raise ValueError(
+            f"jit({_name(fun)}): static_argnums {bad_nums} name no parameter of {where}: "
+            f"positions run from {-n} to {n - 1} (negative ones count back from the last "
+            "positional parameter)"
+        )
+    if bad_names and _VAR_KEYWORD not in kinds:
+        raise ValueError(
+            f"jit({_name(fun)}): static_argnames {bad_names} name no parameter of {where}"
+        )
+    nums = tuple(i % n if i < 0 else i for i in nums)  # negative: counted in the signature
     # static_argnums and static_argnames name the same arguments, as in JAX
-    names = names + tuple(positional[i] for i in nums if -len(positional) <= i < len(positional))
-    nums = nums + tuple(positional.index(n) for n in names if n in positional)
+    names = names + tuple(positional[i] for i in nums if i < n)
+    nums = nums + tuple(positional.index(k) for k in names if k in positional)
     return Jitted(fun, tuple(dict.fromkeys(nums)), tuple(dict.fromkeys(names)))
+
+
+_VAR_POSITIONAL = inspect.Parameter.VAR_POSITIONAL
+_VAR_KEYWORD = inspect.Parameter.VAR_KEYWORD
 
 
 __all__ = ["Jitted", "Lowered", "jit"]

@@ -745,3 +745,32 @@ def test_a_basis_of_one_vector_is_not_batched(monkeypatch):
     row = ft.jacrev(lambda m: fnp.reshape(fnp.sum(m**2), (1,)))(np.ones((2, 2)))
     assert row.shape == (1, 2, 2)
     np.testing.assert_array_equal(row, 2 * np.ones((1, 2, 2)))
+
+
+@pytest.mark.parametrize("transform", ["vjp", "linearize", "vjp of jit"])
+def test_pullbacks_do_not_see_later_updates_of_the_inputs(transform):
+    # the residuals of sin(x) * x include x: updating x in place must not change the pullback
+    def f(x):
+        return fnp.sin(x) * x
+
+    x = np.array([1.0, 2.0])
+    want = np.cos(x) * x + np.sin(x)
+    if transform == "linearize":
+        _, apply = ft.linearize(f, x)
+    else:
+        _, apply = ft.vjp(ft.jit(f) if transform == "vjp of jit" else f, x)
+    x[:] = 0.0
+    got = apply(np.ones(2))
+    np.testing.assert_allclose(got[0] if transform != "linearize" else got, want)
+
+
+def test_make_jaxpr_traces_keyword_arguments_as_inputs():
+    closed = ft.make_jaxpr(lambda x, y: x * y)(1.0, y=np.ones(2))
+    assert [str(a) for a in closed.in_avals] == ["f64[]", "f64[2]"]
+    assert closed.consts == []
+    np.testing.assert_array_equal(closed(3.0, np.arange(2.0))[0], [0.0, 3.0])
+
+
+def test_make_jaxpr_static_argnums_out_of_range():
+    with pytest.raises(ValueError, match="out of range for a call with 1 positional"):
+        ft.make_jaxpr(lambda x: x, static_argnums=1)(1.0)

@@ -9,6 +9,7 @@ the generated source run on its own, and the simplification passes on random pro
 from __future__ import annotations
 
 import ast
+import functools
 import os
 from collections import namedtuple
 
@@ -231,6 +232,89 @@ def test_static_argnums_negative_index():
     np.testing.assert_allclose(jitted(x, "sin"), np.sin(x))
     np.testing.assert_allclose(jitted(x, "cos"), np.cos(x))
     assert jitted.trace_count == 2
+
+
+def test_negative_static_argnum_counts_in_the_signature_whatever_is_passed():
+    # -1 is the last positional parameter, also when it is given by keyword or left to its default
+    def f(x, n=2):
+        return x * n
+
+    jitted = ft.jit(f, static_argnums=-1)
+    x = np.ones(2)
+    np.testing.assert_array_equal(jitted(x, 3), 3 * x)
+    np.testing.assert_array_equal(jitted(x, n=4), 4 * x)
+    np.testing.assert_array_equal(jitted(x), 2 * x)
+    np.testing.assert_array_equal(ft.make_jaxpr(f, static_argnums=-1)(x, 3)(x)[0], 3 * x)
+
+
+@pytest.mark.parametrize(
+    "kwargs, error, match",
+    [
+        (
+            dict(static_argnums=2),
+            ValueError,
+            r"static_argnums \[2\] name no parameter of f\(x, n\)",
+        ),
+        (dict(static_argnums=-3), ValueError, "positions run from -2 to 1"),
+        (dict(static_argnames="m"), ValueError, r"static_argnames \['m'\] name no parameter"),
+        (dict(static_argnums="n"), TypeError, "static_argnums takes ints"),
+    ],
+)
+def test_static_arguments_that_name_no_parameter_are_an_error(kwargs, error, match):
+    def f(x, n):
+        return x * n
+
+    with pytest.raises(error, match=match):
+        ft.jit(f, **kwargs)
+
+
+def test_static_arguments_beyond_the_signature_of_varargs_functions():
+    jitted = ft.jit(
+        lambda *a, **k: a[0] * len(a[2]) * len(k["s"]), static_argnums=2, static_argnames="s"
+    )
+    assert jitted(np.ones(2), 1.0, "abc", s="xy").tolist() == [6.0, 6.0]
+
+
+def test_jit_decorates_methods():
+    class Model:
+        def __init__(self, k):
+            self.k = k
+
+        @functools.partial(ft.jit, static_argnums=0)
+        def scale(self, x):
+            return x * self.k
+
+    a, b = Model(2.0), Model(3.0)
+    np.testing.assert_array_equal(a.scale(np.ones(2)), [2.0, 2.0])
+    np.testing.assert_array_equal(b.scale(np.ones(2)), [3.0, 3.0])  # self is part of the key
+    assert Model.scale.trace_count == 2
+    assert Model.__dict__["scale"] is Model.scale  # unbound access is the jitted function
+
+
+def test_closed_over_0d_array_is_captured_by_value():
+    # every signature's program, and make_jaxpr's printout, keep the value at trace time
+    s = np.array(2.0)
+    jitted = ft.jit(lambda x: x * s)
+    assert jitted(1.0) == 2.0 and jitted(np.ones(2)).tolist() == [2.0, 2.0]
+    printed = ft.make_jaxpr(lambda x: x * s)(1.0)
+    s[()] = 100.0
+    assert jitted(1.0) == 2.0 and jitted(np.ones(2)).tolist() == [2.0, 2.0]
+    assert "2.0" in str(printed) and "100" not in str(printed)
+
+
+@pytest.mark.parametrize(
+    "leaf, match",
+    [
+        (np.str_("a"), "dtype <U1"),
+        (np.array([1, "a"], dtype=object), "dtype object"),
+        (2**70, "does not fit a 64-bit integer"),
+    ],
+)
+def test_non_numeric_leaves_are_a_type_error(leaf, match):
+    with pytest.raises(TypeError, match=match):
+        ft.jit(lambda x: x)(leaf)
+    with pytest.raises(TypeError, match=match):
+        ft.grad(lambda x: x)(leaf)
 
 
 def test_static_argnum_passed_by_keyword():

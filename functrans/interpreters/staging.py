@@ -50,8 +50,10 @@ class StagingTrace(Trace):
             return x.ir_var
         if isinstance(x, Tracer):
             self.check_foreign(x)
-        elif type(x) is not np.ndarray or not x.ndim:  # scalars and 0-d arrays are inline
+        elif type(x) is not np.ndarray:  # scalars are inline
             return Literal(x)
+        elif not x.ndim:  # so are 0-d arrays, by value: updating one later changes nothing
+            return Literal(x.copy())
         v = self._const_ids.get(id(x))
         if v is None:
             v = self._const_ids[id(x)] = Var(aval_of(x))
