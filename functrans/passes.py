@@ -102,12 +102,42 @@ def _forwarded(p: _Program, eqn: Eqn) -> Atom | None:
         return ins[0] if eqn.params["y"] == 1 else None
     if name in ("mul", "add", "sub", "div"):
         x, y = ins
-        unit = 1 if name in ("mul", "div") else 0
-        if x.aval == out_aval and _uniform(_value(p, y)) == unit:
+        kind = out_aval.dtype.kind
+        if x.aval == out_aval and _is_unit(name, _broadcast_scalar(p, y), kind):
             return x
-        if name in ("mul", "add") and y.aval == out_aval and _uniform(_value(p, x)) == unit:
-            return y
+        if name in ("mul", "add") and y.aval == out_aval:
+            if _is_unit(name, _broadcast_scalar(p, x), kind):
+                return y
     return None
+
+
+def _broadcast_scalar(p: _Program, a: Atom) -> Any:
+    """The scalar `a` is, or is broadcast from (a view, no memory of its own); else _UNKNOWN.
+    A materialised uniform array of two or more dimensions (fnp.ones((n, n))) does not count:
+    the eager product with it is a new C-ordered array, so forwarding a Fortran-ordered operand
+    in its place would change the order a later reduction sums in."""
+    v = _value(p, a)
+    if isinstance(v, np.ndarray) and v.ndim > 1 and any(v.strides):
+        return _UNKNOWN
+    return _uniform(v)
+
+
+def _is_unit(name: str, v: Any, kind: str) -> bool:
+    """Whether combining any x of dtype kind `kind` with the scalar v by `name` gives exactly x,
+    signed zeros, infinities and NaNs included: 1 for mul and div on real dtypes (a complex
+    product with 1 + 0j can turn -0.0 into 0.0, and inf into nan); -0.0 for add, and +0.0 for
+    sub, on floating dtypes (-0.0 + 0.0 is +0.0); 0 on integers and booleans."""
+    if v is _UNKNOWN:
+        return False
+    if name in ("mul", "div"):
+        return kind != "c" and v == 1
+    if v != 0:
+        return False
+    if kind not in "fc":
+        return True
+    negative = name == "add"
+    parts = (np.real(v), np.imag(v)) if kind == "c" else (v,)
+    return all(bool(np.signbit(part)) == negative for part in parts)
 
 
 def _identity_perm(eqn: Eqn) -> bool:
@@ -180,7 +210,9 @@ def _known_diagonal(p: _Program, a: Atom) -> np.ndarray | None:
         if isinstance(x, np.ndarray) and x.size and x.dtype.kind in "iufc":
             x = x.reshape(n, n)
             d = np.diagonal(x)
-            if np.count_nonzero(x) == np.count_nonzero(d):  # nan counts as nonzero
+            # nan counts as nonzero; a zero matrix is not taken as diag(0): its dense product
+            # is +0.0 where the scaling would give -0.0 (zero cotangents are common)
+            if np.count_nonzero(x) == np.count_nonzero(d) != 0:
                 diag = d.copy()
         p.diagonals[a] = diag
     return p.diagonals[a]
@@ -385,16 +417,27 @@ def rewrite_locally(p: _Program) -> bool:
 def _key(a: Atom) -> Any:
     if type(a) is Var:
         return a
-    return ("literal", a.aval.dtype, a.val.item() if hasattr(a.val, "item") else a.val)
+    # by bits: 0.0 and -0.0 (equal numbers, different products) are different literals
+    return ("literal", a.aval.dtype, np.asarray(a.val, a.aval.dtype).tobytes())
 
 
 def _params_key(params: dict) -> Any:
+    """Params as a hashable key, floats by their bits (pad with 0.0 or -0.0 differ), or None."""
     try:
-        key = tuple(sorted(params.items()))
+        key = tuple(sorted((k, _bits(v)) for k, v in params.items()))
         hash(key)
         return key
     except TypeError:
         return None
+
+
+def _bits(v: Any) -> Any:
+    t = type(v)
+    if t is float or t is complex or isinstance(v, np.inexact):
+        return (t, np.asarray(v).tobytes())
+    if t is tuple:
+        return tuple(map(_bits, v))
+    return v
 
 
 def eliminate_common_subexpressions(p: _Program) -> bool:

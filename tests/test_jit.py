@@ -699,7 +699,8 @@ def test_dce_removes_unused_work():
 
 
 def test_identities_are_forwarded():
-    assert _prims(lambda x: (x * 1.0 + 0.0) * fnp.ones_like(x)[0], X) == []
+    assert _prims(lambda x: (x * 1.0 - 0.0) * fnp.ones_like(x)[0], X) == []
+    assert _prims(lambda x: x + 0.0, X) == ["add"]  # -0.0 + 0.0 is +0.0: kept
     assert _prims(lambda x: fnp.sin(fnp.reshape(x, (4,)).T), X) == ["sin"]
     assert _prims(lambda x: fnp.sin(fnp.transpose(fnp.transpose(x.reshape(2, 2)))), X) in (
         ["reshape", "sin"],
@@ -709,8 +710,10 @@ def test_identities_are_forwarded():
 
 
 def test_identity_with_materialised_constant_is_forwarded():
-    assert _prims(lambda x: x + fnp.zeros(4), X) == []
+    assert _prims(lambda x: x - fnp.zeros(4), X) == []
     assert _prims(lambda x: x * fnp.ones(4), X) == []
+    # in two dimensions the eager product is a new C-ordered array: kept (see passes.py)
+    assert _prims(lambda x: x.reshape(2, 2) * fnp.ones((2, 2)), X) == ["reshape", "mul"]
 
 
 def test_constants_are_folded():

@@ -167,7 +167,8 @@ def test_diagonal_scaling_is_exact_on_random_shapes(n, k, left, contract_first, 
         b = b if contract_first else b.T
         return fnp.dot(d, b) if left else fnp.dot(b.T, d)
 
-    assert _dense_dots(f, v, b) == [] or n == 1
+    # a zero matrix keeps its dense product (+0.0 where a scaling would give -0.0)
+    assert _dense_dots(f, v, b) == [] or n == 1 or not diag.any()
     got, want = ft.jit(f)(v, b), f(v, b)
     np.testing.assert_array_equal(got, want)  # equal as numbers (0.0 == -0.0)
 
@@ -471,3 +472,48 @@ def test_results_merged_by_cse_are_independent_arrays():
     assert not np.shares_memory(a, b)
     a[0] = 42.0
     assert b[0] == np.sin(x[0])
+
+
+def _assert_same_bits(got, want):
+    got, want = np.asarray(got), np.asarray(want)
+    assert got.dtype == want.dtype and got.shape == want.shape
+    assert got.tobytes() == want.tobytes(), (got, want)
+
+
+@pytest.mark.parametrize(
+    "f",
+    [
+        lambda x: x + 0.0,
+        lambda x: 0.0 + x,
+        lambda x: x + fnp.zeros(2),
+        lambda x: x - (-0.0),
+        lambda x: x + (-0.0),  # forwarded: exact for every x
+        lambda x: x - 0.0,  # forwarded: exact for every x
+        lambda x: x * 1.0,
+        lambda x: (x * 0.0, x * -0.0),  # equal numbers, different literals: not merged
+        lambda x: (fnp.pad(x, 1, constant_values=0.0), fnp.pad(x, 1, constant_values=-0.0)),
+        lambda x: fnp.dot(fnp.zeros((2, 2)), x - 1.0),  # a zero matrix is not diag(0)
+    ],
+)
+def test_simplification_keeps_signed_zeros(f):
+    x = np.array([-0.0, 0.5])
+    for got, want in zip(ft.tree_util.tree_leaves(ft.jit(f)(x)), ft.tree_util.tree_leaves(f(x))):
+        _assert_same_bits(got, want)
+
+
+@pytest.mark.parametrize("f", [lambda z: z * 1.0, lambda z: z / 1.0, lambda z: z + 0.0])
+def test_complex_identities_are_not_forwarded(f):
+    z = np.array([complex(-0.0, -0.0), complex(np.inf, 0.0), 1 + 2j])
+    with np.errstate(invalid="ignore"):
+        _assert_same_bits(ft.jit(f)(z), f(z))
+
+
+def test_materialised_uniform_operand_keeps_the_eager_memory_order():
+    # x * ones((n, n)) is a new C-ordered array eagerly: a Fortran-ordered x forwarded in its
+    # place would be summed in another order
+    x = np.asfortranarray(RNG.standard_normal((64, 64)))
+
+    def f(x):
+        return fnp.sum(x * fnp.ones((64, 64)), axis=1)
+
+    _assert_same_bits(ft.jit(f)(x), f(x))
