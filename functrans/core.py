@@ -424,6 +424,12 @@ class Tracer:
     def __bool__(self):
         return bool(self.to_concrete("bool()"))
 
+    def item(self, *args):
+        return np.asarray(self.to_concrete(".item()")).item(*args)
+
+    def tolist(self):
+        return np.asarray(self.to_concrete(".tolist()")).tolist()
+
     def __float__(self):
         return float(self.to_concrete("float()"))
 
@@ -454,7 +460,7 @@ class Tracer:
 def user_location() -> str:
     """'file:line' of the innermost stack frame outside functrans (the user's code)."""
     frame = sys._getframe(1)
-    while frame is not None and frame.f_code.co_filename.startswith(_PACKAGE_DIR):
+    while frame is not None and frame.f_code.co_filename.startswith(_LIBRARY_DIRS):
         frame = frame.f_back
     if frame is None:
         return "<unknown>"
@@ -462,6 +468,9 @@ def user_location() -> str:
 
 
 _PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__)) + os.sep
+# frames skipped on the way to the user's line: functrans's, and NumPy's (fnp.linspace calls
+# np.linspace, which asks a traced size for its value)
+_LIBRARY_DIRS = (_PACKAGE_DIR, os.path.dirname(os.path.abspath(np.__file__)) + os.sep)
 
 
 def operator_index(x) -> int:

@@ -550,3 +550,34 @@ def test_grad_of_100k_equation_program(monkeypatch):
     g = ft.grad(f)(np.float64(1.0))
     np.testing.assert_allclose(g, 1.0000001**n, rtol=1e-9)
     assert sizes and sizes[0] >= n, sizes  # really a 100,000-equation linear program
+
+
+@pytest.mark.parametrize(
+    "make, name",
+    [
+        (lambda n: fnp.linspace(0.0, 1.0, n), "linspace"),
+        (lambda n: fnp.arange(n), "arange"),
+        (lambda n: fnp.zeros(n), "zeros"),
+        (lambda n: fnp.ones((2, n)), "ones"),
+        (lambda n: fnp.full(n, 1.0), "full"),
+        (lambda n: fnp.eye(n), "eye"),
+    ],
+)
+def test_traced_sizes_under_jit_name_the_users_line(make, name):
+    # shapes must be known while staging: the error names the constructor and the user's line
+    # (not a line inside NumPy), and points to static arguments
+    with pytest.raises(ConcretizationError) as info:
+        ft.jit(make)(3)
+    message = str(info.value)
+    assert f"fnp.{name}" in message and "static argument" in message
+    assert f"{__file__}:" in message
+    # eagerly the size is known, as in NumPy
+    np.testing.assert_array_equal(ft.jit(make, static_argnums=0)(3), make(3))
+
+
+@pytest.mark.parametrize("method", ["item", "tolist"])
+def test_item_and_tolist_of_traced_values(method):
+    with pytest.raises(ConcretizationError, match=rf"\.{method}\(\) of a traced value"):
+        ft.jit(lambda x: getattr(x, method)())(np.float64(2.0))
+    # an eager transformation knows the value
+    assert ft.grad(lambda x: x * getattr(x, method)())(3.0) == 3.0

@@ -630,3 +630,36 @@ def test_round_with_decimals_stages(decimals):
         got = ft.jit(lambda x: fnp.round(x, decimals))(x)
         np.testing.assert_array_equal(got, np.round(x, decimals))
         assert np.asarray(got).dtype == x.dtype
+
+
+@pytest.mark.parametrize("name", ["power", "floor_divide", "fmod", "remainder", "mod"])
+def test_arithmetic_of_two_booleans_is_int8_as_in_numpy(name):
+    a, b = np.array([True, True, False]), np.array([True, True, True])
+    fn = getattr(fnp, name)
+    want = getattr(np, name)(a, b)
+    for got in (fn(a, b), ft.jit(fn)(a, b), ft.jit(lambda: fn(a, b))()):
+        assert got.dtype == want.dtype == np.int8
+        np.testing.assert_array_equal(got, want)
+    assert str(ft.make_jaxpr(fn)(a, b).out_avals[0]) == "i8[3]"
+
+
+@pytest.mark.parametrize(
+    "start, stop, num, endpoint",
+    [
+        ([0.1, 5.0], [0.73, 5.0], 50, True),  # one lane has a zero step: NumPy's other formula
+        ([0.0, 1e-310], [1e-320, 1e-310], 7, False),  # denormal steps
+        ([0.1, 5.0], [0.73, 5.5], 9, True),
+        (0.0, 1.0, 1, True),  # no step: NaN
+        (0.0, 1.0, 0, True),
+    ],
+)
+def test_traced_linspace_is_numpys(start, stop, num, endpoint):
+    start, stop = np.asarray(start), np.asarray(stop)
+    want, want_step = np.linspace(start, stop, num, endpoint=endpoint, retstep=True)
+
+    def f(a, b):
+        return fnp.linspace(a, b, num, endpoint=endpoint, retstep=True)
+
+    for got, step in (f(start, stop), ft.jit(f)(start, stop)):
+        assert got.tobytes() == want.tobytes()
+        np.testing.assert_array_equal(step, want_step)

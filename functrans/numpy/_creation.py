@@ -9,6 +9,8 @@ meshgrid of traced vectors) the result is traced and differentiable in it.
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 
 from functrans.core import Tracer, aval_of
@@ -34,17 +36,39 @@ def array(x, dtype=None, copy=True, ndmin=0):
     return out
 
 
-arange = np.arange
-eye = np.eye
-identity = np.identity
-ones = np.ones
-zeros = np.zeros
-empty = np.empty
-tri = np.tri
+def _concrete(x, name: str):
+    """`x` with traced values replaced by their values, which an eager transformation knows;
+    under jit (or make_jaxpr) a ConcretizationError that names the user's line."""
+    if isinstance(x, Tracer):
+        return x.to_concrete(f"the shape or size given to fnp.{name}")
+    if isinstance(x, (list, tuple)):
+        return type(x)(_concrete(v, name) for v in x)
+    return x
+
+
+def _constant(fn):
+    """NumPy's constructor `fn`, its sizes and shapes known while tracing (static)."""
+
+    @functools.wraps(fn)
+    def make(*args, **kwargs):
+        args = [_concrete(a, fn.__name__) for a in args]
+        return fn(*args, **{k: _concrete(v, fn.__name__) for k, v in kwargs.items()})
+
+    return make
+
+
+arange = _constant(np.arange)
+eye = _constant(np.eye)
+identity = _constant(np.identity)
+ones = _constant(np.ones)
+zeros = _constant(np.zeros)
+empty = _constant(np.empty)
+tri = _constant(np.tri)
 
 
 def full(shape, fill_value, dtype=None):
     """An array of fill_value (traced fill values give a traced, broadcast result)."""
+    shape = _concrete(shape, "full")
     if isinstance(fill_value, Tracer) or (
         isinstance(fill_value, (list, tuple)) and _contains_tracer(fill_value)
     ):
@@ -81,6 +105,7 @@ def linspace(start, stop, num=50, endpoint=True, retstep=False, dtype=None, axis
     With traced end points the samples are traced: start + i * step, the last one exactly stop.
     Example: fnp.linspace(0.0, x, 5)
     """
+    num = _concrete(num, "linspace")
     if not (_contains_tracer(start) or _contains_tracer(stop)):
         return np.linspace(start, stop, num, endpoint, retstep, dtype, axis)
     num = int(num)
@@ -92,11 +117,22 @@ def linspace(start, stop, num=50, endpoint=True, retstep=False, dtype=None, axis
     ftype = aval_of(start).dtype
     div = (num - 1) if endpoint else num
     delta = ew.sub(stop, start)
-    step = ew.div(delta, np.full(s, div, ftype)) if div > 0 else delta
     iota = np.arange(num, dtype=ftype).reshape((num,) + (1,) * len(s))
     full_shape = (num,) + s
     iota = np.broadcast_to(iota, full_shape)
-    y = ew.add(broadcast_to(start, full_shape), ew.mul(iota, broadcast_to(step, full_shape)))
+    wide_delta = broadcast_to(delta, full_shape)
+    if div > 0:
+        step = ew.div(delta, np.full(s, div, ftype))
+        # NumPy's two formulas: i * step, or (i / div) * delta for every sample once any step
+        # is zero (a denormal delta); both are computed and one is selected
+        by_step = ew.mul(iota, broadcast_to(step, full_shape))
+        by_delta = ew.mul(np.broadcast_to(iota / np.asarray(div, ftype), full_shape), wide_delta)
+        any_zero = _any(ew.eq(step, np.zeros(s, ftype)))
+        offsets = ew.select_n(broadcast_to(any_zero, full_shape), by_step, by_delta)
+    else:  # zero samples, or one with the end point: no step (NaN, as in NumPy)
+        step = ew.mul(delta, np.full(s, np.nan, ftype))
+        offsets = ew.mul(iota, wide_delta)
+    y = ew.add(broadcast_to(start, full_shape), offsets)
     if endpoint and num > 1:  # the last sample is stop itself, as in NumPy
         head = slice_(y, start_indices=(0,) * len(full_shape), limit_indices=(num - 1,) + s)
         y = concatenate([head, reshape(stop, (1,) + s)], dimension=0)
@@ -106,8 +142,15 @@ def linspace(start, stop, num=50, endpoint=True, retstep=False, dtype=None, axis
     return (y, step) if retstep else y
 
 
+def _any(x):
+    from functrans.numpy._reductions import any as any_
+
+    return any_(x)
+
+
 def logspace(start, stop, num=50, endpoint=True, base=10.0, dtype=None, axis=0):
     """base ** linspace(start, stop, num): samples evenly spaced on a log scale."""
+    num = _concrete(num, "logspace")
     if not (_contains_tracer(start) or _contains_tracer(stop) or _contains_tracer(base)):
         return np.logspace(start, stop, num, endpoint, base, dtype, axis)
     y = linspace(start, stop, num, endpoint, axis=axis)

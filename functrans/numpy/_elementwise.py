@@ -192,17 +192,17 @@ divide = true_divide
 
 
 def floor_divide(x, y):
-    return tr.floor_divide(*promote_and_broadcast(x, y))
+    return tr.floor_divide(*_arithmetic_operands(x, y))
 
 
 def fmod(x, y):
     """C's fmod: the remainder has the sign of x."""
-    return tr.rem(*promote_and_broadcast(x, y))
+    return tr.rem(*_arithmetic_operands(x, y))
 
 
 def remainder(x, y):
     """Python's modulo: the remainder has the sign of y (NumPy's algorithm, on fmod)."""
-    x, y = promote_and_broadcast(x, y)
+    x, y = _arithmetic_operands(x, y)
     r = tr.rem(x, y)
     if aval_of(r).dtype.kind in "bu":
         return r
@@ -223,6 +223,11 @@ mod = remainder
 def _bool_as_int8(x):
     """NumPy computes arithmetic ufuncs of booleans in int8."""
     return _cast(x, np.int8) if aval_of(x).dtype == bool else x
+
+
+def _arithmetic_operands(x, y):
+    """Promoted, broadcast operands of an arithmetic ufunc: two booleans compute in int8."""
+    return [_bool_as_int8(a) for a in promote_and_broadcast(x, y)]
 
 
 def reciprocal(x):
@@ -248,7 +253,7 @@ def power(x, y):
         if y < 0 and dtype.kind in "iub":
             raise ValueError("Integers to negative integer powers are not allowed.")
         return ew.integer_pow(ew.convert_element_type(x, new_dtype=dtype), y=int(y))
-    return ew.pow(*promote_and_broadcast(x, y))
+    return ew.pow(*_arithmetic_operands(x, y))
 
 
 pow = power  # noqa: A001 - the NumPy 2 name
