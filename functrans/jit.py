@@ -149,7 +149,8 @@ class Jitted:
             run = self._runner(lowered)
             if not kwargs and not self._static_argnums and sig is not None:
                 self._fast[sig] = run
-                if all(type(s) is type for s in sig):  # one type alone is its own key
+                # one type alone is its own key (not int: its dtype depends on its value)
+                if all(type(s) is type and s is not int for s in sig):
                     self._by_type[sig[0] if len(sig) == 1 else sig] = run
             return run(*leaves)
         with core.transform_scope("jit"):
@@ -228,6 +229,8 @@ def _fast_signature(args: tuple) -> tuple | None:
     sig = []
     for a in args:
         t = type(a)
+        if t is int and not _INT64_MIN <= a <= _INT64_MAX:
+            return None  # uint64 or no NumPy integer at all: the general path decides
         if t in _PY_SCALARS or t in _NUMPY_SCALARS:
             sig.append(t)
         elif t is np.ndarray or isinstance(a, np.generic):
@@ -237,6 +240,7 @@ def _fast_signature(args: tuple) -> tuple | None:
     return tuple(sig)
 
 
+_INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
 _NUMPY_SCALARS = frozenset(np.dtype(c).type for c in "?bhilqBHILQefdgFDG")
 
 
@@ -245,10 +249,14 @@ def _name(fun) -> str:
 
 
 def _as_jit_leaf(x: Any, fun) -> Any:
+    if isinstance(x, np.ndarray) and type(x) is not np.ndarray:
+        # a subclass (np.matrix: * is a matrix product) runs as the plain array it holds: the
+        # generated code applies Python operators to it
+        x = np.asarray(x)
     try:
         return _as_array(x)
     except TypeError as e:
-        reason = str(e).removeprefix("functrans: ").split(". ")[0]
+        reason = str(e).removeprefix("functrans: ").split(". ")[0].rstrip(".")
         raise TypeError(
             f"jit({_name(fun)}): an argument leaf is not a numeric array ({reason}). Mark "
             "non-array arguments static with static_argnums/static_argnames."

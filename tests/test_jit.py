@@ -870,3 +870,21 @@ def test_simplify_preserves_gradients_of_random_programs(program, x, y):
     _assert_tree_equal(ft.grad(ft.jit(loss), argnums=(0, 1))(x, y), want, rtol=1e-10, atol=1e-10)
     lowered = jitted.lower(x, y)
     assert len(lowered.jaxpr.eqns) <= len(lowered.traced.jaxpr.eqns)
+
+
+def test_python_ints_beyond_int64_take_the_general_path():
+    # the fast path keys scalars by type; a Python int's dtype depends on its value
+    jitted = ft.jit(lambda n: fnp.add(n, 1))
+    assert jitted(3) == 4
+    got = jitted(2**63)
+    assert got.dtype == np.uint64 and got == 2**63 + 1
+    with pytest.raises(TypeError, match="does not fit a 64-bit integer"):
+        jitted(-(2**63) - 1)
+    assert jitted(5) == 6
+
+
+def test_array_subclasses_run_as_plain_arrays():
+    # np.matrix's * is a matrix product; the generated code uses Python operators
+    m = np.matrix([[1.0, 2.0], [3.0, 4.0]])
+    for fn in (fnp.multiply, lambda a, b: fnp.square(a) + b):
+        np.testing.assert_array_equal(ft.jit(fn)(m, m), np.asarray(fn(m, m)))
