@@ -286,3 +286,16 @@ def test_rule_checks_on_staged_control_flow(name, sign):
     batch = np.stack([x, 1.1 * x, 0.9 * x])
     assert_vmap_matches_loop(f, (batch,))
     assert_vmap_matches_loop(STAGED[name], (batch,))
+
+
+def test_fori_loop_with_static_bounds_stages_one_scan():
+    def f(x):
+        return lax.fori_loop(0, 300, lambda i, v: v * 0.99 + fnp.sin(v) * i / 300.0, x)
+
+    x = np.array([0.3, -1.2])
+    lowered = ft.jit(f).lower(x)
+    assert [e.prim.name for e in lowered.jaxpr.eqns] == ["scan"]
+    np.testing.assert_allclose(ft.jit(f)(x), f(x), rtol=1e-13)
+    g = ft.grad(lambda x: fnp.sum(f(x)))
+    np.testing.assert_allclose(ft.jit(g)(x), g(x), rtol=1e-12)
+    assert len(ft.make_jaxpr(g)(x).eqns) < 50  # not 300 copies of the body
