@@ -124,6 +124,10 @@ def while_loop(cond_fun: Callable, body_fun: Callable, init_val: Any) -> Any:
     """Repeat `val = body_fun(val)` while `cond_fun(val)`; differentiable in both modes, also
     when the number of iterations depends on the values (reverse mode records each iteration).
 
+    Eagerly the loop runs as Python, and derivatives of any order work. Staged inside jit,
+    reverse mode records a run-time tape that cannot be differentiated again: a second
+    derivative there needs forward mode for both (jacfwd(jacfwd(f))).
+
     Example:
       >>> while_loop(lambda v: v < 10.0, lambda v: 2 * v, 1.0)
       16.0

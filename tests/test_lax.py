@@ -8,6 +8,7 @@ import pytest
 import functrans as ft
 import functrans.numpy as fnp
 from functrans import lax
+from functrans.errors import MissingRuleError
 
 
 def piecewise(x):
@@ -299,3 +300,17 @@ def test_fori_loop_with_static_bounds_stages_one_scan():
     g = ft.grad(lambda x: fnp.sum(f(x)))
     np.testing.assert_allclose(ft.jit(g)(x), g(x), rtol=1e-12)
     assert len(ft.make_jaxpr(g)(x).eqns) < 50  # not 300 copies of the body
+
+
+def test_second_derivative_through_a_staged_while_loop():
+    # reverse mode through a staged loop records a run-time tape, which cannot be differentiated
+    # again: the error says what to use instead, and forward-over-forward works under jit
+    def newton_sqrt(a):
+        return lax.while_loop(lambda v: fnp.abs(v * v - a) > 1e-12, lambda v: 0.5 * (v + a / v), a)
+
+    want = -0.25 * 2.0**-1.5  # d2/da2 sqrt(a) at 2
+    np.testing.assert_allclose(ft.hessian(newton_sqrt)(2.0), want, rtol=1e-9)
+    np.testing.assert_allclose(ft.jit(ft.jacfwd(ft.jacfwd(newton_sqrt)))(2.0), want, rtol=1e-9)
+    for second in (ft.jit(ft.hessian(newton_sqrt)), ft.grad(ft.jit(ft.grad(newton_sqrt)))):
+        with pytest.raises(MissingRuleError, match=r"jacfwd\(jacfwd\(f\)\)"):
+            second(2.0)

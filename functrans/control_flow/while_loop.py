@@ -18,6 +18,7 @@ from functrans.control_flow.programs import (
     stage,
 )
 from functrans.core import Primitive, ShapedArray, UndefPrimal, aval_of, instantiate
+from functrans.errors import MissingRuleError
 from functrans.interpreters.staging import StagingTrace
 from functrans.interpreters.transpose import backward_pass
 from functrans.ir import ClosedJaxpr, Jaxpr
@@ -370,9 +371,21 @@ while_p.jvp = _while_jvp
 while_p.batch = _while_batch
 while_p.partial_eval = _while_partial_eval
 
+def _while_tape_jvp(primals, tangents, **params):
+    raise MissingRuleError(
+        "a second derivative through a while_loop staged inside jit (grad of grad, hessian, "
+        "jacrev of grad, ...) with reverse mode inside is not supported: reverse mode through "
+        "the staged loop records a run-time tape of its iterations, which is not itself "
+        "differentiable. Use forward mode for both derivatives (jacfwd(jacfwd(f))), a fixed "
+        "trip count (lax.fori_loop with static bounds, or lax.scan), or differentiate outside "
+        "jit, where the loop runs as Python and any order works."
+    )
+
+
 while_tape_p.impl = _while_tape_impl
 while_tape_p.abstract_eval = _while_tape_abstract_eval
 while_tape_p.batch = _while_tape_batch
+while_tape_p.jvp = _while_tape_jvp
 
 while_lin_p.impl = _while_lin_impl
 while_lin_p.abstract_eval = lambda tape, *avals, body, n_consts, n_res, mask_size: list(
