@@ -4,9 +4,26 @@ medians, and every figure reported as a ratio against a baseline measured in the
 from __future__ import annotations
 
 import os
+import sys
 
 for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ.setdefault(_var, "1")  # before NumPy loads: ratios on 2 cores are noise otherwise
+# XLA too, before JAX loads: its CPU thread pool takes its size from PJRT_NPROC (the XLA flag
+# alone leaves a jitted matmul on 2 threads in jaxlib 0.10); torch is set in peers.py
+os.environ.setdefault("PJRT_NPROC", "1")
+os.environ["XLA_FLAGS"] = (
+    os.environ.get("XLA_FLAGS", "") + " --xla_cpu_multi_thread_eigen=false"
+).strip()
+os.environ.setdefault("JAX_PLATFORMS", "cpu")
+
+# FUNCTRANS_BENCH_PEERS=jax,torch runs only those peers, =none none of them: a hidden peer fails
+# to import, so the run takes the path of a machine without it (as in CI)
+PEERS = ("autograd", "jax", "torch")
+HIDDEN = [
+    p for p in PEERS if p not in os.environ.get("FUNCTRANS_BENCH_PEERS", ",".join(PEERS)).split(",")
+]
+for _name in HIDDEN:
+    sys.modules[_name] = None
 
 import ctypes  # noqa: E402
 import platform  # noqa: E402
@@ -88,7 +105,8 @@ def machine() -> str:
     return (
         f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
         f"Python {platform.python_version()}, NumPy {np.__version__}, BLAS threads "
-        f"{os.environ.get('OPENBLAS_NUM_THREADS')}, steady-state allocator "
+        f"{os.environ.get('OPENBLAS_NUM_THREADS')}, XLA threads {os.environ.get('PJRT_NPROC')}, "
+        f"steady-state allocator "
         f"{'on' if STEADY_ALLOCATOR else 'off'}"
     )
 
@@ -158,10 +176,12 @@ def not_installed(names=("jax", "torch")) -> list[str]:
 
 def versions() -> str:
     parts = [f"numpy {np.__version__}"]
-    for name in ("functrans", "autograd", "jax", "torch"):
+    for name in ("functrans", *PEERS):
         mod = optional(name)
         if mod is not None:
             parts.append(f"{name} {_version(name, mod)}")
+    if HIDDEN:
+        parts.append(f"hidden by FUNCTRANS_BENCH_PEERS: {', '.join(HIDDEN)}")
     return ", ".join(parts)
 
 

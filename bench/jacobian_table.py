@@ -1,14 +1,17 @@
 """Workload 4, the cost of forward vs reverse mode: f: R^D -> R^M (two tanh layers), jacfwd and
 jacrev time divided by one forward evaluation over a (D, M) sweep, which mode `jacobian` picked,
-and at 1000x1000 both modes against the analytic Jacobian. Writes docs/choosing_a_mode.png."""
+and at 1000x1000 both modes against the analytic Jacobian, with JAX's (jitted) and torch.func's
+beside them. Writes docs/choosing_a_mode.png."""
 
 from __future__ import annotations
 
 import os
+from functools import partial
 from unittest import mock
 
 import harness
 import numpy as np
+import peers
 
 import functrans as ft
 import functrans.numpy as fnp
@@ -17,10 +20,18 @@ from functrans import api_jacobians
 H = 100  # hidden width
 SWEEP = [(1, 1000), (10, 1000), (100, 1000), (1000, 1000), (1000, 100), (1000, 10), (1000, 1)]
 QUICK_SWEEP = [(1, 100), (100, 100), (100, 1)]
+PEER_ROWS = [(1000, 1000), (100, 100)]  # the peers run at these rows only (run time)
+QUOTED = {  # issue 6's peer figures at 1000x1000
+    "JAX jit jacfwd": "1.41",
+    "JAX jit jacrev": "1.28",
+    "torch.func jacfwd": "3.6",
+    "torch.func jacrev": "1.9",
+}
 PLOT = os.path.join(os.path.dirname(__file__), "..", "docs", "choosing_a_mode.png")
 
 
 def f(params, x, m=fnp):
+    """Two tanh layers, written once against a NumPy-like module `m`."""
     w1, w2 = params
     return m.tanh(m.dot(w2, m.tanh(m.dot(w1, x))))
 
@@ -30,6 +41,19 @@ def analytic_jacobian(params, x):
     h = np.tanh(w1 @ x)
     y = np.tanh(w2 @ h)
     return ((1.0 - y * y)[:, None] * w2) @ ((1.0 - h * h)[:, None] * w1)
+
+
+def _peer_jacobian(t, m, mode):
+    """jacfwd or jacrev (`mode`) of f with respect to x, on jax or torch.func (`t`)."""
+    return getattr(t, mode)(partial(f, m=m), argnums=1)
+
+
+def _peer_jacobians(params, x) -> dict:
+    """Timed calls of jacfwd and jacrev on JAX (jitted) and torch.func."""
+    calls = {}
+    for mode in ("jacfwd", "jacrev"):
+        calls |= peers.variants(mode, partial(_peer_jacobian, mode=mode), params, x, eager=False)
+    return calls
 
 
 def _picked_mode(jac, x) -> str:
@@ -57,7 +81,7 @@ def run(quick: bool = False, plot: bool = True) -> list[harness.Figure]:
     )
     print("  |    D |    M | jacfwd | jacrev | jacobian picks | faster | analytic |")
     print("  |-----:|-----:|-------:|-------:|:---------------|:-------|---------:|")
-    figs = []
+    figs, peer_figs = [], []
     for d, m in QUICK_SWEEP if quick else SWEEP:
         params = (rng.normal(size=(H, d)) / np.sqrt(d), rng.normal(size=(m, H)) / np.sqrt(H))
         x = rng.normal(size=d)
@@ -69,12 +93,15 @@ def run(quick: bool = False, plot: bool = True) -> list[harness.Figure]:
             "jacobian": ft.jit(ft.jacobian(fun)),
             "analytic": lambda x, p=params: analytic_jacobian(p, x),
         }
-        harness.check_close({k: fns[k](x) for k in ("analytic", "jacfwd", "jacrev", "jacobian")})
+        calls = {k: (lambda g=g, x=x: g(x)) for k, g in fns.items()}
+        peer_calls = _peer_jacobians(params, x) if (d, m) in PEER_ROWS else {}
+        harness.check_close(
+            {k: calls[k]() for k in ("analytic", "jacfwd", "jacrev", "jacobian")}
+            | {k: call() for k, call in peer_calls.items()}
+        )
         picked = _picked_mode(ft.jacobian(fun), x)
         times = harness.time_interleaved(
-            {k: (lambda g=g, x=x: g(x)) for k, g in fns.items()},
-            rounds=3 if quick else 7,
-            min_time=0.005 if quick else 0.05,
+            calls | peer_calls, rounds=3 if quick else 7, min_time=0.005 if quick else 0.05
         )
         t0 = times["forward"]
         faster = "fwd" if times["jacfwd"] <= times["jacrev"] else "rev"
@@ -109,6 +136,9 @@ def run(quick: bool = False, plot: bool = True) -> list[harness.Figure]:
                     peer="JAX jit 1.28, torch.func 1.9, autograd 22",
                 ),
             ]
+        if peer_calls:
+            quoted = QUOTED if (d, m) == (1000, 1000) else {}
+            peer_figs += peers.figures(f"Jacobian {d}x{m}", times, "analytic", "analytic", quoted)
     # a mode within 15% of the other is a tie: timings on 2 shared cores are that noisy
     wrong = [
         r
@@ -120,7 +150,10 @@ def run(quick: bool = False, plot: bool = True) -> list[harness.Figure]:
             "Jacobian: rows where `jacobian` picked the slower mode (>15%)", len(wrong), 0, unit=""
         )
     )
+    for fig in peer_figs:
+        print(f"  {fig.name:48s} {fig.value_str():>7s}")
     print("\n".join(harness.not_installed()))
+    figs += peer_figs
     if plot:
         _plot(rows)
     run.rows = rows

@@ -1,14 +1,18 @@
 """Workload 7, reverse-mode memory: grad of a 200-layer elementwise chain (y <- sin(y) per
 layer) on 10^5 float64s. Peak traced memory during the gradient (tracemalloc: NumPy reports its
-allocations to it) divided by the size of all activations (layers x n x 8 bytes)."""
+allocations to it) divided by the size of all activations (layers x n x 8 bytes). JAX (eager and
+jit, plain and checkpointed) and torch.func are timed only: tracemalloc does not see the memory
+XLA and torch allocate."""
 
 from __future__ import annotations
 
 import functools
 import tracemalloc
+from functools import partial
 
 import harness
 import numpy as np
+import peers
 
 import functrans as ft
 import functrans.numpy as fnp
@@ -23,22 +27,23 @@ def chain(x, m=fnp, layers=LAYERS):
     return m.sum(y)
 
 
-def chain_checkpointed(x, layers=LAYERS):
-    """The same chain in segments of about sqrt(layers) layers, each under ft.checkpoint: the
-    backward pass keeps one input per segment and recomputes one segment at a time."""
+def chain_checkpointed(x, layers=LAYERS, m=fnp, checkpoint=ft.checkpoint):
+    """The same chain in segments of about sqrt(layers) layers, each under ft.checkpoint (or
+    jax.checkpoint): the backward pass keeps one input per segment and recomputes one segment at
+    a time."""
     segment = max(1, round(layers**0.5))
     y = x
     done = 0
     while done < layers:
         k = min(segment, layers - done)
-        y = ft.checkpoint(functools.partial(chain_segment, k=k))(y)
+        y = checkpoint(functools.partial(chain_segment, k=k, m=m))(y)
         done += k
-    return fnp.sum(y)
+    return m.sum(y)
 
 
-def chain_segment(y, k):
+def chain_segment(y, k, m=fnp):
     for _ in range(k):
-        y = fnp.sin(y)
+        y = m.sin(y)
     return y
 
 
@@ -84,16 +89,30 @@ def run(quick: bool = False) -> list[harness.Figure]:
 
         ag_g = ag.grad(lambda x: chain(x, anp, layers))
         fns["autograd grad"] = lambda: ag_g(x)
-    harness.check_close({k: fn() for k, fn in fns.items()}, rtol=1e-10)  # also warms jit
+    peer_fns = peers.variants("grad", lambda t, m: t.grad(partial(chain, m=m, layers=layers)), x)
+    peer_fns |= peers.jax_variants(
+        "grad, checkpointed",
+        lambda jax, m: jax.grad(
+            partial(chain_checkpointed, layers=layers, m=m, checkpoint=jax.checkpoint)
+        ),
+        x,
+    )
+    harness.check_close({k: fn() for k, fn in (fns | peer_fns).items()}, rtol=1e-10)  # warms jit
     activations = layers * n * x.itemsize
     ratios = {k: peak_bytes(fn) / activations for k, fn in fns.items()}
-    times = harness.time_interleaved(fns, rounds=3, min_time=0.01 if quick else 0.2)
+    times = harness.time_interleaved(fns | peer_fns, rounds=3, min_time=0.01 if quick else 0.2)
     print(
         f"\n### 7. Reverse-mode memory ({layers}-layer sin chain on {n} floats; activations "
         f"{activations / 2**20:.0f} MiB)"
     )
     for k in fns:
         print(f"  {k:34s} peak {ratios[k]:5.2f}x activations   {times[k] * 1e3:8.1f} ms")
+    for k in peer_fns:
+        print(f"  {k:34s} peak   (not seen)        {times[k] * 1e3:8.1f} ms")
+    if peer_fns:
+        print(
+            "  (tracemalloc sees NumPy's allocations, not XLA's or torch's: peers are timed only)"
+        )
     if ag is None:
         print("  autograd: not installed (skipped)")
     print("\n".join(harness.not_installed()))
@@ -126,7 +145,17 @@ def run(quick: bool = False) -> list[harness.Figure]:
                 "memory: autograd peak / activations", ratios["autograd grad"], peer="about 1.0"
             )
         )
-    return figs
+    for mode in ("eager", "jit"):
+        if f"JAX {mode} grad" in times:
+            figs.append(
+                harness.Figure(
+                    f"memory: JAX {mode} checkpointed grad time / plain grad time",
+                    times[f"JAX {mode} grad, checkpointed"] / times[f"JAX {mode} grad"],
+                    peer="1.23" if mode == "jit" else "",
+                )
+            )
+    plain = {k: t for k, t in times.items() if "checkpointed" not in k}
+    return figs + peers.figures("memory", plain, "numpy hand-written grad", "hand-written time")
 
 
 if __name__ == "__main__":

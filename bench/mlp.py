@@ -1,11 +1,15 @@
 """Workload 2, MLP loss gradient: a 784-512-512-10 tanh MLP with softmax cross-entropy, batch
-256, float64. value_and_grad on functrans eager and jit and autograd, against a hand-written
-NumPy forward + backward pass; also value_and_grad over the forward pass alone."""
+256, float64. value_and_grad on functrans eager and jit, autograd, JAX eager and jit and
+torch.func, against a hand-written NumPy forward + backward pass; also value_and_grad over the
+forward pass alone."""
 
 from __future__ import annotations
 
+from functools import partial
+
 import harness
 import numpy as np
+import peers
 
 import functrans as ft
 import functrans.numpy as fnp
@@ -52,6 +56,12 @@ def numpy_value_and_grad(params, x, y):
     return value, (g1, g2, g3)
 
 
+def torch_value_and_grad(tf, m):
+    """torch.func.grad_and_value, its (grad, value) turned into (value, grad)."""
+    gv = tf.grad_and_value(partial(loss, m=m))
+    return lambda p, x, y: gv(p, x, y)[::-1]
+
+
 def _flat(result):
     value, grads = result
     return np.concatenate([np.ravel(value)] + [np.ravel(g) for g in _leaves(grads)])
@@ -83,6 +93,10 @@ def run(quick: bool = False) -> list[harness.Figure]:
 
         agvg = ag.value_and_grad(lambda p, x, y: loss(p, x, y, anp))
         fns["autograd value_and_grad"] = lambda: agvg(params, x, y)
+    fns |= peers.jax_variants(
+        "value_and_grad", lambda jax, m: jax.value_and_grad(partial(loss, m=m)), params, x, y
+    )
+    fns |= peers.torch_variants("grad_and_value", torch_value_and_grad, params, x, y)
     harness.check_close({k: _flat(fn()) for k, fn in fns.items()}, rtol=1e-8, atol=1e-12)
     fwd = {
         "numpy forward": lambda: numpy_forward(params, x, y),
@@ -134,7 +148,8 @@ def run(quick: bool = False) -> list[harness.Figure]:
                 peer="1.16",
             )
         )
-    return figs
+    quoted = {"JAX jit value_and_grad": "1.63", "JAX eager value_and_grad": "2.75"}
+    return figs + peers.figures("MLP", times, "numpy value_and_grad (hand)", "hand-written", quoted)
 
 
 if __name__ == "__main__":

@@ -1,11 +1,13 @@
 """Workload 1, per-primitive overhead: grad of a scalar function of one float built from 60
-elementary ops, on functrans eager and jit, autograd, and a hand-written NumPy gradient; each
-time is divided by the number of primitives in the forward pass."""
+elementary ops, on functrans eager and jit, autograd, JAX eager and jit and torch.func (on a 0-d
+float64 array), and a hand-written NumPy gradient; each time is divided by the number of
+primitives in the forward pass."""
 
 from __future__ import annotations
 
 import harness
 import numpy as np
+import peers
 
 import functrans as ft
 import functrans.numpy as fnp
@@ -13,10 +15,16 @@ import functrans.numpy as fnp
 LAYERS = 10  # 6 primitives each
 N_OPS = 6 * LAYERS
 NUMPY_REFERENCE = 0.36  # µs per primitive of the hand-written gradient on the issue's machine
+PEER_FIGURES = [  # timing key, figure label, issue 6's figure
+    ("JAX eager grad", "JAX eager", "440"),
+    ("JAX jit grad", "JAX jit", "0.25"),
+    ("torch.func grad", "torch.func", "30"),
+]
 
 
 def f(x, m):
-    """The workload, written once against a NumPy-like module `m` (fnp, autograd.numpy)."""
+    """The workload, written once against a NumPy-like module `m` (fnp, autograd.numpy,
+    jax.numpy, peers.torch_numpy)."""
     y = x
     for _ in range(LAYERS):
         y = m.tanh(m.sin(y) * m.cos(y)) + y * 0.5
@@ -51,6 +59,7 @@ def run(quick: bool = False) -> list[harness.Figure]:
         import autograd.numpy as anp
 
         fns["autograd grad"] = lambda g=ag.grad(lambda x: f(x, anp)): g(x)
+    fns |= peers.variants("grad", lambda t, m: t.grad(lambda x: f(x, m)), x)
     harness.check_close({k: fn() for k, fn in fns.items()}, rtol=1e-10)
     times = harness.time_interleaved(fns, rounds=3 if quick else 9, min_time=0.01 if quick else 0.1)
     print(f"\n### 1. Per-primitive overhead (grad of a {N_OPS}-op scalar function)")
@@ -98,6 +107,11 @@ def run(quick: bool = False) -> list[harness.Figure]:
             ]
             if ag is not None
             else []
+        ),
+        *(
+            harness.Figure(f"overhead: {label}, µs/primitive", per[k], unit=" µs", peer=quoted)
+            for k, label, quoted in PEER_FIGURES
+            if k in per
         ),
     ]
 

@@ -1,11 +1,15 @@
 """Workload 6, grad(grad(grad(f))) of a 20-op scalar function f(x) = sum_k c_k sin(b_k x) (4
-primitives per term, 5 terms), eager and jitted, autograd, against the hand-written third
-derivative -sum_k c_k b_k^3 cos(b_k x) on NumPy scalars."""
+primitives per term, 5 terms), eager and jitted, autograd, JAX eager and jitted and torch.func
+(on a 0-d float64 array), against the hand-written third derivative -sum_k c_k b_k^3 cos(b_k x)
+on NumPy scalars."""
 
 from __future__ import annotations
 
+from functools import partial
+
 import harness
 import numpy as np
+import peers
 
 import functrans as ft
 import functrans.numpy as fnp
@@ -44,6 +48,9 @@ def run(quick: bool = False) -> list[harness.Figure]:
 
         ag3 = ag.grad(ag.grad(ag.grad(lambda x: f(x, anp))))
         fns["autograd grad(grad(grad))"] = lambda: ag3(x)
+    fns |= peers.variants(
+        "grad(grad(grad))", lambda t, m: t.grad(t.grad(t.grad(partial(f, m=m)))), x
+    )
     harness.check_close({k: fn() for k, fn in fns.items()}, rtol=1e-10)
     times = harness.time_interleaved(fns, rounds=3 if quick else 9, min_time=0.01 if quick else 0.1)
     print("\n### 6. Third derivative of a 20-op scalar function")
@@ -74,7 +81,10 @@ def run(quick: bool = False) -> list[harness.Figure]:
                 peer="210",
             )
         )
-    return figs
+    quoted = {"JAX jit grad(grad(grad))": "0.37", "torch.func grad(grad(grad))": "164"}
+    return figs + peers.figures(
+        "third derivative", times, "numpy hand-written f'''", "hand-written", quoted
+    )
 
 
 if __name__ == "__main__":
