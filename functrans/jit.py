@@ -49,6 +49,14 @@ class Lowered:
         c = self.compiled
         return c.source if c.scalar_source is None else c.source + "\n\n" + c.scalar_source
 
+    @property
+    def namespace(self) -> dict[str, Any]:
+        """What the source refers to besides its own definitions: `np`, the constants (`c0`,
+        ...), literals and helper functions. `exec(lowered.source, lowered.namespace)` defines
+        `program` (and `program_scalars`), which run on their own."""
+        names = self.compiled.fn.__globals__
+        return {k: v for k, v in names.items() if k not in ("program", "program_scalars")}
+
     def as_text(self) -> str:
         return str(ClosedJaxpr(self.jaxpr, self.consts))
 

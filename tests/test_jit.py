@@ -648,8 +648,8 @@ def test_generated_source_runs_on_its_own(name):
     ast.parse(source)  # valid Python
     assert "def program(" in source
     want = ft.tree_util.tree_leaves(f(*args))
-    globals_ = lowered.compiled.fn.__globals__
-    namespace = {k: v for k, v in globals_.items() if k != "program"}
+    namespace = lowered.namespace
+    assert "program" not in namespace and "program_scalars" not in namespace
     exec(compile(source, "<test>", "exec"), namespace)  # noqa: S102
     got = namespace["program"](*_leaves(args))
     assert len(got) == len(want)
