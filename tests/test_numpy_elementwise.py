@@ -663,3 +663,9 @@ def test_traced_linspace_is_numpys(start, stop, num, endpoint):
     for got, step in (f(start, stop), ft.jit(f)(start, stop)):
         assert got.tobytes() == want.tobytes()
         np.testing.assert_array_equal(step, want_step)
+
+
+def test_sinc_of_complex_values_under_jit():
+    z = np.array([0.5 + 0.1j, 0j, 1e-9 + 1e-9j, -2.0 + 0.5j])
+    np.testing.assert_array_equal(ft.jit(fnp.sinc)(z), fnp.sinc(z))
+    np.testing.assert_allclose(fnp.sinc(z), np.sinc(z), rtol=1e-15, atol=1e-15)

@@ -145,7 +145,8 @@ def sinc(x):
     x = asarray(x)
     if aval_of(x).dtype.kind not in "fc":
         x = _cast(x, np.float64)  # NumPy multiplies by pi first
-    small = ew.lt(ew.abs(x), _const(x, _SINC_TAYLOR))
+    size = ew.abs(x)  # real for complex x
+    small = ew.lt(size, _const(size, _SINC_TAYLOR))
     z = ew.mul(_const(x, np.pi), ew.select_n(small, x, _const(x, 1)))  # double where
     quotient = ew.div(ew.sin(z), z)
     z2 = ew.integer_pow(ew.mul(_const(x, np.pi), x), y=2)
