@@ -93,20 +93,24 @@ class Jitted:
         dyn_kwargs = {k: v for k, v in kwargs.items() if k not in self._static_argnames}
         leaves, in_tree = tree_util.tree_flatten((dyn_args, dyn_kwargs))
         leaves = [_as_jit_leaf(x, self.fun) for x in leaves]
-        try:
-            key = (
-                in_tree,
-                tuple((x.shape, x.dtype) for x in map(aval_of, leaves)),
-                static_pos,
-                static_kw,
-            )
-            hash(key)
-        except TypeError:
-            raise TypeError(
-                f"jit({_name(self.fun)}): static arguments must be hashable; got "
-                f"{[type(v).__name__ for _, v in static_pos + static_kw]}. Pass arrays as "
-                "dynamic arguments instead."
-            ) from None
+        for where, v in static_pos + static_kw:
+            try:
+                hash(v)
+            except TypeError:
+                what = f"argument {where}" if type(where) is int else f"argument '{where}'"
+                raise TypeError(
+                    f"jit({_name(self.fun)}): static {what} must be hashable, got a "
+                    f"{type(v).__name__}. Pass a tuple instead of a list, or pass arrays as "
+                    "dynamic arguments."
+                ) from None
+        key = (
+            in_tree,
+            tuple((x.shape, x.dtype) for x in map(aval_of, leaves)),
+            static_pos,
+            static_kw,
+            # 1, 1.0 and True are equal keys; they can trace different programs
+            tuple(type(v) for _, v in static_pos + static_kw),
+        )
         return key, leaves, in_tree, statics, static_pos, static_kw
 
     def _lower(self, args, kwargs) -> tuple[Lowered, list]:

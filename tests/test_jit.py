@@ -354,9 +354,18 @@ def test_static_argname_passed_positionally():
 
 def test_unhashable_static_argument_raises_type_error():
     jitted = ft.jit(lambda x, shape: fnp.reshape(x, tuple(shape)), static_argnums=1)
-    with pytest.raises(TypeError, match="hashable"):
+    with pytest.raises(TypeError, match="static argument 1 must be hashable, got a list"):
         jitted(_rand(6), [2, 3])
     np.testing.assert_allclose(jitted(np.arange(6.0), (2, 3)), np.arange(6.0).reshape(2, 3))
+
+
+def test_equal_static_values_of_different_types_trace_their_own_programs():
+    # 1, 1.0 and True are equal dictionary keys, but n * x has a different dtype for each
+    jitted = ft.jit(lambda x, n: fnp.asarray(n) * x, static_argnums=1)
+    x = np.arange(3, dtype=np.int32)
+    for n in (1, 1.0, True):
+        assert jitted(x, n).dtype == (np.asarray(n) * x).dtype
+    assert jitted.trace_count == 3
 
 
 def test_non_array_dynamic_argument_names_static_argnums():
