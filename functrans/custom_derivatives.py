@@ -271,6 +271,9 @@ class _VJPRules:
         self.bwd_user = bwd
         self.fun = fun
 
+    def __repr__(self):  # how a printed program shows the rules
+        return f"(fwd={_fun_name(self.fwd_user)}, bwd={_fun_name(self.bwd_user)})"
+
     def fwd(self, primals):
         out, res = self.fwd_user(*self.fun.args(primals))
         out_flat, out_tree = tree_util.tree_flatten(out)
@@ -469,3 +472,7 @@ class custom_vjp:  # noqa: N801 - JAX's name
 
 
 __all__ = ["custom_jvp", "custom_vjp"]
+
+
+def _fun_name(fn: Callable) -> str:
+    return getattr(fn, "__name__", type(fn).__name__)

@@ -238,3 +238,19 @@ def test_custom_vjp_none_cotangent_and_errors():
     with pytest.raises(TypeError, match="defvjp"):
         no_rule(1.0)
     assert current_trace() is eval_trace
+
+
+def test_printed_program_names_the_custom_vjp_rules():
+    @ft.custom_vjp
+    def f(x):
+        return fnp.sin(x)
+
+    def f_fwd(x):
+        return f(x), x
+
+    def f_bwd(x, g):
+        return (g * fnp.cos(x),)
+
+    f.defvjp(f_fwd, f_bwd)
+    printed = str(ft.make_jaxpr(f)(1.0))
+    assert "rules=(fwd=f_fwd, bwd=f_bwd)" in printed and " object at 0x" not in printed
