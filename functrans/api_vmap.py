@@ -53,6 +53,28 @@ def _axes_error(what: str, axes: Any, tree: Any, err: TreeStructureError) -> Tre
 _LEAVES = frozenset((np.ndarray, np.float64, np.float32, float, int, complex, np.complex128))
 
 
+def _passed_through(in_axes: Any, args: tuple) -> dict[int, Any]:
+    """Unmapped arguments (in_axes None) that are not arrays, by position: Python scalars,
+    functions, strings, ... reach the function unchanged, as in JAX (a Python scalar stays weakly
+    typed; a static argument of a jitted function stays hashable)."""
+    if type(in_axes) not in (tuple, list) or None not in in_axes or len(in_axes) != len(args):
+        return {}
+    return {
+        i: a
+        for i, (axis, a) in enumerate(zip(in_axes, args))
+        if axis is None
+        and not isinstance(a, _ARRAYS)
+        and (
+            type(a) in _PY_SCALARS
+            or not all(isinstance(x, _ARRAYS) for x in tree_util.tree_leaves(a))
+        )
+    }
+
+
+_PY_SCALARS = (bool, int, float, complex)
+_ARRAYS = (np.ndarray, np.generic, Tracer)
+
+
 def _flat_in_axes(in_axes: Any, args: tuple, leaves: bool) -> list[int | None]:
     """One axis (or None) per leaf of args; `leaves`: every argument is an array."""
     if isinstance(in_axes, list):
@@ -138,7 +160,10 @@ def vmap(
                 axis_size=axis_size,
                 chunk_size=chunk_size,
             )(*args, *[kwargs[k] for k in kw_names])
-        leaves = all(type(a) in _LEAVES for a in args)  # the common case: array arguments
+        passed = _passed_through(in_axes, args)
+        if passed:  # held out of the batching: the function gets them as they are
+            args = tuple(None if i in passed else a for i, a in enumerate(args))
+        leaves = not passed and all(type(a) in _LEAVES for a in args)  # the common case
         if leaves:
             flat_args, in_tree = [_as_array(x) for x in args], None
         else:
@@ -151,11 +176,16 @@ def vmap(
         ]
         size = _batch_size(flat_args, dims, args, axis_size)
         if chunk_size is not None and size > chunk_size:
-            return _chunked(batched, args, flat_args, dims, in_tree, size, chunk_size, out_axes)
+            return _chunked(
+                batched, args, flat_args, dims, in_tree, size, chunk_size, out_axes, passed
+            )
         store: dict = {}
 
         def flat_fun(*flat):
-            out = fun(*(flat if leaves else tree_util.tree_unflatten(in_tree, flat)))
+            inputs = flat if leaves else tree_util.tree_unflatten(in_tree, flat)
+            if passed:
+                inputs = [passed.get(i, a) for i, a in enumerate(inputs)]
+            out = fun(*inputs)
             if isinstance(out, (np.ndarray, np.generic, Tracer)):  # one array: no tree
                 store["out_tree"] = None
                 return [out]
@@ -236,13 +266,15 @@ def _place_output(out, dim, axis, size, out_example, i, inputs) -> Any:
     return _finish(bdim_to(out, dim, axis % ndim, size), inputs)
 
 
-def _chunked(batched, args, flat_args, dims, in_tree, size, chunk_size, out_axes):
+def _chunked(batched, args, flat_args, dims, in_tree, size, chunk_size, out_axes, passed):
     """Map `chunk_size` elements at a time and concatenate (for memory, not speed)."""
     pieces = []
     for start in range(0, size, chunk_size):
         stop = min(start + chunk_size, size)
         chunk_flat = [x if d is None else _take(x, d, start, stop) for x, d in zip(flat_args, dims)]
         chunk = chunk_flat if in_tree is None else tree_util.tree_unflatten(in_tree, chunk_flat)
+        if passed:  # the unmapped non-array arguments go back in their places
+            chunk = [passed.get(i, a) for i, a in enumerate(chunk)]
         pieces.append(batched(*chunk))
     out_tree = tree_util.tree_structure(pieces[0])
     example = tree_util.tree_unflatten(out_tree, list(range(out_tree.num_leaves)))

@@ -290,3 +290,21 @@ def test_error_no_mapped_input_and_no_axis_size():
     with pytest.raises(BatchingError):
         ft.vmap(lambda: np.ones(2))()
     assert current_trace() is eval_trace
+
+
+@pytest.mark.parametrize("chunk_size", [None, 2])
+def test_unmapped_non_array_arguments_pass_through(chunk_size):
+    # in_axes None: functions, strings and Python scalars reach the function as they are (JAX)
+    x = np.arange(5.0)
+
+    def f(fn, x, mode, n):
+        assert callable(fn) and mode == "power" and type(n) is int
+        return fn(x) ** n
+
+    got = ft.vmap(f, in_axes=(None, 0, None, None), chunk_size=chunk_size)(fnp.sin, x, "power", 2)
+    np.testing.assert_allclose(got, np.sin(x) ** 2)
+    # a static argument of a jitted function stays hashable; a Python float stays weak
+    jitted = ft.jit(lambda x, n: x**n, static_argnums=1)
+    np.testing.assert_allclose(ft.vmap(jitted, in_axes=(0, None))(x, 3), x**3)
+    x32 = x.astype(np.float32)
+    assert ft.vmap(lambda x, s: x * s, in_axes=(0, None))(x32, 2.0).dtype == np.float32
