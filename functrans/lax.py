@@ -177,9 +177,10 @@ def _staged_while(cond_fun: Callable, body_fun: Callable, val: Any) -> Any:
 def fori_loop(lower: Any, upper: Any, body_fun: Callable, init_val: Any) -> Any:
     """`val = body_fun(i, val)` for i in range(lower, upper); bounds may depend on values.
 
-    Eagerly (and under grad/vmap) it runs as a Python loop with `i` a Python int; inside jit or
-    make_jaxpr, static bounds stage one `scan` over the indices (`i` is then a traced integer)
-    and traced bounds a `while_loop`.
+    Static bounds run the loop in Python with `i` a Python int, also inside jit (the staged
+    program then holds one copy of the body per iteration, and computes exactly what the eager
+    loop does); for a long loop inside jit, `lax.scan` stages one equation. Traced bounds stage
+    a `while_loop`.
 
     Example:
       >>> fori_loop(0, 3, lambda i, v: v + i, 0.0)
@@ -193,10 +194,6 @@ def fori_loop(lower: Any, upper: Any, body_fun: Callable, init_val: Any) -> Any:
             return i + 1, body_fun(i, v)
 
         return while_loop(lambda s: ops.less(s[0], upper), body, (lower, init_val))[1]
-    if _staging() and hi > lo:
-        # inside jit/make_jaxpr: one scan equation over the indices (i is then traced, as in
-        # JAX), not hi - lo copies of the body
-        return scan(lambda v, i: (body_fun(i, v), None), init_val, np.arange(int(lo), int(hi)))[0]
     val = init_val
     for i in range(int(lo), int(hi)):
         val = body_fun(i, val)

@@ -289,17 +289,16 @@ def test_rule_checks_on_staged_control_flow(name, sign):
     assert_vmap_matches_loop(STAGED[name], (batch,))
 
 
-def test_fori_loop_with_static_bounds_stages_one_scan():
+def test_fori_loop_with_static_bounds_runs_as_python_inside_jit():
+    # i is a Python int, as eagerly: a float32 carry stays float32 and jit equals eager exactly
     def f(x):
-        return lax.fori_loop(0, 300, lambda i, v: v * 0.99 + fnp.sin(v) * i / 300.0, x)
+        return lax.fori_loop(0, 5, lambda i, v: v * 0.5 + i, x)
 
-    x = np.array([0.3, -1.2])
-    lowered = ft.jit(f).lower(x)
-    assert [e.prim.name for e in lowered.jaxpr.eqns] == ["scan"]
-    np.testing.assert_allclose(ft.jit(f)(x), f(x), rtol=1e-13)
-    g = ft.grad(lambda x: fnp.sum(f(x)))
-    np.testing.assert_allclose(ft.jit(g)(x), g(x), rtol=1e-12)
-    assert len(ft.make_jaxpr(g)(x).eqns) < 50  # not 300 copies of the body
+    x = np.array([0.3, -1.2], np.float32)
+    assert ft.jit(f)(x).dtype == np.float32
+    np.testing.assert_array_equal(ft.jit(f)(x), f(x))
+    h = ft.hessian(lambda x: fnp.sum(fnp.sin(f(x))))
+    np.testing.assert_array_equal(ft.jit(h)(x.astype(np.float64)), h(x.astype(np.float64)))
 
 
 def test_second_derivative_through_a_staged_while_loop():
