@@ -426,6 +426,8 @@ def _products_with_a_basis(m):
         ("T . v over its middle axis", lambda v: fnp.tensordot(t, v, axes=([1], [0])), m, 0),
         ("v . T over its middle axis", lambda v: fnp.tensordot(v, t, axes=([0], [1])), m, 0),
         ("W @ v, basis along axis 1", lambda v: fnp.dot(w, v), m, 1),
+        ("W @ v as matmul: an (n, 1) view of the basis", lambda v: w @ v, m, 0),
+        ("v @ W.T as matmul: a (1, n) view", lambda v: v @ w.T, m, 0),
     ]
 
 
@@ -435,26 +437,36 @@ def _products_with_a_basis(m):
         np.eye(5),  # the shortcut: the product is the other operand, scaled
         np.eye(5, dtype=np.float32),
         np.diag([2.0, -1.0, 0.5, 3.0, 0.0]),  # a scaled basis, one scale zero
-        np.diag([1.0, 2.0, 3.0, 4.0, 5.0]).astype(np.complex128) * (1 + 2j),
+        np.eye(5, dtype=np.int64) * 3,
+        np.diag([1.0, 2.0, 3.0, 4.0, 5.0]).astype(np.complex128) * (1 + 2j),  # general path
         np.eye(5)[[1, 0, 2, 3, 4]],  # a permutation: the general path
         np.eye(5) + np.eye(5, k=3),  # a diagonal and one entry far from it: the general path
         np.zeros((5, 5)),  # no nonzero entry off the diagonal... nor on it: a diagonal of zeros
     ],
-    ids=["eye", "eye-f32", "diagonal", "diagonal-c128", "permutation", "banded", "zeros"],
+    ids=[
+        "eye",
+        "eye-f32",
+        "diagonal",
+        "eye-i64",
+        "diagonal-c128",
+        "permutation",
+        "banded",
+        "zeros",
+    ],
 )
 def test_vmap_of_a_product_with_a_basis_matches_a_loop(m, monkeypatch):
     from functrans.primitives import dot
 
     seen = []
-    diagonal = dot._diagonal
-    monkeypatch.setattr(dot, "_diagonal", lambda v: seen.append(diagonal(v)) or seen[-1])
+    scales = dot._basis_scales
+    monkeypatch.setattr(dot, "_basis_scales", lambda *a: seen.append(scales(*a)) or seen[-1])
     for name, fn, basis, axis in _products_with_a_basis(m):
         got = ft.vmap(fn, in_axes=axis)(basis)
         want = np.stack([fn(np.take(basis, i, axis=axis)) for i in range(basis.shape[axis])])
         assert got.dtype == want.dtype, name
         np.testing.assert_array_equal(got, want, err_msg=name)
-    # a diagonal matrix takes the shortcut in every product, the other matrices never
-    is_diagonal = np.array_equal(m, np.diag(np.diag(m)))
+    # a real diagonal matrix takes the shortcut in every product, the other matrices never
+    is_diagonal = np.array_equal(m, np.diag(np.diag(m))) and m.dtype.kind != "c"
     assert seen
     assert all(d is not None for d in seen) if is_diagonal else all(d is None for d in seen)
 
@@ -463,7 +475,11 @@ def test_jacobian_of_a_linear_map_is_a_fresh_copy_of_its_matrix():
     # jacfwd's basis meets W in W @ x: the batch rule returns W scaled by ones, a new array
     w = np.arange(12.0).reshape(3, 4)
     x = np.ones(4)
-    for jac in [ft.jacfwd(lambda x: w @ x), ft.jacrev(lambda x: w @ x)]:
+    for jac in [
+        ft.jacfwd(lambda x: w @ x),
+        ft.jacrev(lambda x: w @ x),
+        ft.jacfwd(lambda x: fnp.dot(w, x)),
+    ]:
         got = jac(x)
         np.testing.assert_array_equal(got, w)
         assert not np.shares_memory(got, w)

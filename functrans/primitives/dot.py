@@ -140,16 +140,23 @@ def _dot_general_transpose(ct, x, y, *, dimension_numbers):
     return [None, _transpose_one(ct, x, y_ndim, x_ndim, (rc, rb), (lc, lb), False)]
 
 
-def _diagonal(v) -> np.ndarray | None:
-    """The diagonal of `v` if it is a concrete square diagonal matrix (n > 1), else None: what
-    jacfwd's and jacrev's standard basis is, batched, and stays after an elementwise scaling. A
-    probe of two off-diagonal entries comes before the O(n^2) check."""
-    if type(v) is not np.ndarray or v.ndim != 2 or v.shape[0] != v.shape[1] or v.shape[0] < 2:
+def _basis_scales(v, bdim: int, contract: tuple) -> np.ndarray | None:
+    """d when the batch `v` (batch axis `bdim`) is the scaled basis d_i e_i: each example a
+    vector along its one contracted axis (any other axis of size 1, as in matmul's (n, 1) view),
+    the two axes of size n > 1 forming a diagonal matrix. That is jacfwd's and jacrev's standard
+    basis, also after an elementwise scaling. Concrete real arrays only (complex products round
+    differently from the dense one). Two off-diagonal entries are probed before the O(n^2) check."""
+    if type(v) is not np.ndarray or v.dtype.kind not in "biuf" or len(contract) != 1:
         return None
-    if v[0, 1] != 0 or v[1, 0] != 0:
+    n = v.shape[bdim]
+    c = contract[0] + (contract[0] >= bdim)  # the contracted axis among v's axes
+    if n < 2 or v.shape[c] != n or v.size != n * n:
         return None
-    d = v.diagonal()
-    return d if np.count_nonzero(v) == np.count_nonzero(d) else None
+    m = v.reshape(n, n)  # (batch, contracted) or its transpose: a diagonal either way
+    if m[0, 1] != 0 or m[1, 0] != 0:
+        return None
+    d = m.diagonal()
+    return d if np.count_nonzero(m) == np.count_nonzero(d) else None
 
 
 def _scale_axis(x, d: np.ndarray, axis: int) -> np.ndarray:
@@ -167,10 +174,17 @@ def _dot_general_batch(vals, dims, *, dimension_numbers):
         # operand scaled along that axis, batched along it. jacfwd(W @ x) and the product with
         # W in jacrev(tanh(W @ x)) skip an n x n x ... product. The same values for finite
         # operands, up to the sign of a zero (the dense product adds zeros).
-        if dy is not None and rc == (0,) and (d := _diagonal(y)) is not None:
-            return _scale_axis(x, d, lc[0]), lc[0]
-        if dx is not None and lc == (0,) and (d := _diagonal(x)) is not None:
-            return _scale_axis(y, d, rc[0]), rc[0]
+        # Real values only; inf * 0 terms of the dense product are not formed (as in jit's
+        # diagonal rewrite, passes.py).
+        if dy is not None and type(x) is np.ndarray:
+            if (d := _basis_scales(y, dy, rc)) is not None:
+                out = _scale_axis(x, d, lc[0])  # then y's unit axes, after x's free ones
+                return out.reshape(out.shape + (1,) * (y.ndim - 2)), lc[0]
+        if dx is not None and type(y) is np.ndarray:
+            if (d := _basis_scales(x, dx, lc)) is not None:
+                units = x.ndim - 2  # x's unit axes come first in the product
+                out = _scale_axis(y, d, rc[0])
+                return out.reshape((1,) * units + out.shape), units + rc[0]
 
     def shift(axes):
         return tuple(a + 1 for a in axes)
