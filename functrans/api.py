@@ -53,7 +53,8 @@ def _as_array(x: Any) -> Any:
     """Leaves enter transformations as arrays; NumPy arrays and tracers pass through untouched."""
     if isinstance(x, (np.ndarray, np.generic)):
         if x.dtype.kind in "biufc":
-            return x
+            # a subclass (np.matrix, whose * is a matrix product) enters as its plain array
+            return x if type(x) is np.ndarray or not isinstance(x, np.ndarray) else np.asarray(x)
         raise TypeError(
             f"functrans: expected numeric arrays, got a leaf of dtype {x.dtype} "
             f"({type(x).__name__}). Only boolean, integer, floating-point and complex arrays "
@@ -203,11 +204,28 @@ def _owned_outputs(outs: Sequence[Any], lin: LinearFunction) -> list[Any]:
     ]
 
 
-def _own_inputs(partial: _Partial) -> None:
-    """Linearize a copy of each input array: the returned f_jvp / vjp_fn keeps residuals, often
-    the inputs themselves (x in x * y), and updating an input in place (`w -= lr * g`) must not
-    change what it computes later."""
-    partial.flat = [np.array(x) if type(x) is np.ndarray else x for x in partial.flat]
+def _owned_aux(aux: Any, inputs: Sequence[Any], lin: LinearFunction | None = None) -> Any:
+    """Auxiliary outputs owned by the user: array leaves that share memory with an input or a
+    residual of `lin` (the returned map's) are copied, as primal outputs are."""
+    if aux is None:
+        return None
+    kept = [a for a in inputs if type(a) is np.ndarray]
+    if lin is not None:
+        kept += [c for c in lin.consts if type(c) is np.ndarray and c.ndim]
+
+    def own(leaf):
+        if type(leaf) is np.ndarray and any(np.may_share_memory(leaf, a) for a in kept):
+            return leaf.copy()
+        return leaf
+
+    return tree_util.tree_map(own, aux)
+
+
+def _unflattener(partial: _Partial) -> Callable:
+    """partial.unflatten_inputs(flat, single=False) without keeping `partial` (and the caller's
+    arguments it holds) alive in a returned function."""
+    leaves, in_tree = partial.leaves, partial.in_tree
+    return lambda flat: tuple(flat if leaves else tree_util.tree_unflatten(in_tree, flat))
 
 
 def _finish(x: Any, inputs: Sequence[Any] = ()) -> Any:
@@ -319,7 +337,7 @@ def jvp(fun: Callable, primals: Sequence[Any], tangents: Sequence[Any], has_aux:
     primals_out = tree_util.tree_unflatten(out_tree, [_finish(o, ins) for o in outs])
     tangents_out = tree_util.tree_unflatten(out_tree, [_finish(t, ins) for t in t_outs])
     if has_aux:
-        return primals_out, tangents_out, aux
+        return primals_out, tangents_out, _owned_aux(aux, partial.flat)
     return primals_out, tangents_out
 
 
@@ -336,9 +354,9 @@ def linearize(fun: Callable, *primals: Any, has_aux: bool = False):
       2.0
     """
     partial = _Partial(fun, "linearize", tuple(range(len(primals))), primals, {})
-    _own_inputs(partial)
     store: dict = {}
     outs, lin, aux = linearize_flat(_flat_fun(partial, has_aux, "linearize", store), partial.flat)
+    lin.detach(partial.flat)
     out_tree = store["out_tree"]
     in_tree, in_avals = partial.in_tree, lin.in_avals
 
@@ -350,7 +368,9 @@ def linearize(fun: Callable, *primals: Any, has_aux: bool = False):
 
     outs = _owned_outputs(outs, lin)
     primals_out = tree_util.tree_unflatten(out_tree, [_finish(o, partial.flat) for o in outs])
-    return (primals_out, f_jvp, aux) if has_aux else (primals_out, f_jvp)
+    if has_aux:
+        return primals_out, f_jvp, _owned_aux(aux, partial.flat, lin)
+    return primals_out, f_jvp
 
 
 # ---------------------------------------------------------------------------------------------
@@ -388,22 +408,20 @@ def vjp(fun: Callable, *primals: Any, has_aux: bool = False):
       (1.0,)
     """
     partial = _Partial(fun, "vjp", tuple(range(len(primals))), primals, {})
-    _own_inputs(partial)
     store: dict = {}
     outs, lin, aux = linearize_flat(
         _flat_fun(partial, has_aux, "vjp", store), partial.flat, compiled=True
     )
+    lin.detach(partial.flat)
     out_tree = store["out_tree"]
     pullback = _make_pullback(
-        "vjp",
-        lin,
-        out_tree,
-        [aval_of(o) for o in outs],
-        lambda flat: partial.unflatten_inputs(flat, single=False),
+        "vjp", lin, out_tree, [aval_of(o) for o in outs], _unflattener(partial)
     )
     outs = _owned_outputs(outs, lin)
     primals_out = tree_util.tree_unflatten(out_tree, [_finish(o, partial.flat) for o in outs])
-    return (primals_out, pullback, aux) if has_aux else (primals_out, pullback)
+    if has_aux:
+        return primals_out, pullback, _owned_aux(aux, partial.flat, lin)
+    return primals_out, pullback
 
 
 def value_and_grad(fun: Callable, argnums: Argnums = 0, has_aux: bool = False) -> Callable:
@@ -423,7 +441,9 @@ def value_and_grad(fun: Callable, argnums: Argnums = 0, has_aux: bool = False) -
         ct = aval_of(out).dtype.type(1)  # the seed, a NumPy scalar
         grads = partial.unflatten_inputs([_finish(g) for g in lin.transpose([ct])], single)
         value = _finish(out, partial.flat)
-        return ((value, aux), grads) if has_aux else (value, grads)
+        if has_aux:
+            return (value, _owned_aux(aux, partial.flat)), grads
+        return value, grads
 
     return value_and_grad_fun
 

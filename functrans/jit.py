@@ -261,10 +261,6 @@ def _name(fun) -> str:
 
 
 def _as_jit_leaf(x: Any, fun) -> Any:
-    if isinstance(x, np.ndarray) and type(x) is not np.ndarray:
-        # a subclass (np.matrix: * is a matrix product) runs as the plain array it holds: the
-        # generated code applies Python operators to it
-        x = np.asarray(x)
     try:
         return _as_array(x)
     except TypeError as e:

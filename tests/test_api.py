@@ -774,3 +774,58 @@ def test_make_jaxpr_traces_keyword_arguments_as_inputs():
 def test_make_jaxpr_static_argnums_out_of_range():
     with pytest.raises(ValueError, match="out of range for a call with 1 positional"):
         ft.make_jaxpr(lambda x: x, static_argnums=1)(1.0)
+
+
+@pytest.mark.parametrize("transform", ["vjp", "linearize"])
+def test_pullbacks_keep_no_copy_of_inputs_they_do_not_need(transform):
+    # only residuals that are (views of) inputs are copied: sum keeps none
+    import gc
+    import weakref
+
+    x = np.ones(1000)
+    if transform == "vjp":
+        _, apply = ft.vjp(fnp.sum, x)
+    else:
+        _, apply = ft.linearize(fnp.sum, x)
+    ref = weakref.ref(x)
+    del x
+    gc.collect()
+    assert ref() is None  # the returned function does not keep the input alive
+    assert np.asarray(apply(1.0) if transform == "vjp" else apply(np.ones(1000))).sum() > 0
+
+
+@pytest.mark.parametrize("transform", ["vjp", "linearize", "grad", "jvp"])
+def test_aux_outputs_are_owned_by_the_caller(transform):
+    # aux = w itself, also a residual of w * w: updating it changes neither w nor the pullback
+    w = np.array([1.0, 2.0, 3.0])
+
+    def f(w):
+        return fnp.sum(w * w), w
+
+    if transform == "vjp":
+        _, apply, aux = ft.vjp(f, w, has_aux=True)
+    elif transform == "linearize":
+        _, apply, aux = ft.linearize(f, w, has_aux=True)
+    elif transform == "grad":
+        _, aux = ft.grad(f, has_aux=True)(w)
+    else:
+        _, _, aux = ft.jvp(f, (w,), (np.ones(3),), has_aux=True)
+    assert not np.shares_memory(aux, w)
+    aux *= 0.0
+    np.testing.assert_array_equal(w, [1.0, 2.0, 3.0])
+    if transform == "vjp":
+        np.testing.assert_array_equal(apply(1.0)[0], [2.0, 4.0, 6.0])
+    elif transform == "linearize":
+        assert apply(np.ones(3)) == 12.0
+
+
+def test_matrix_arguments_enter_as_plain_arrays():
+    m = np.matrix([[1.0, 2.0], [3.0, 4.0]])
+
+    def f(a):
+        return fnp.sum(a * a)
+
+    plain = np.asarray(m)
+    assert ft.grad(f)(m).tolist() == (2 * plain).tolist()
+    assert ft.jit(f)(m) == ft.vjp(f, m)[0] == f(plain) == 30.0
+    assert type(ft.vmap(lambda a: a * a)(m)) is np.ndarray

@@ -12,6 +12,8 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any
 
+import numpy as np
+
 from functrans import core, tree_util
 from functrans.core import (
     ShapedArray,
@@ -26,9 +28,10 @@ from functrans.core import (
 from functrans.interpreters.batching import BatchTrace
 from functrans.interpreters.jvp import JVPTrace, JVPTracer
 from functrans.interpreters.lincache import LinearizeJVPTrace, NestedLinearizeJVPTrace
+from functrans.interpreters.lincache._eqns import LIN_EQNS, ScalarLinEqn
 from functrans.interpreters.staging import StagingTrace, StagingTracer
 from functrans.interpreters.transpose import backward_pass
-from functrans.ir import Jaxpr, eval_jaxpr
+from functrans.ir import Jaxpr, Literal, eval_jaxpr
 
 
 class PartialEvalTrace(StagingTrace):
@@ -70,6 +73,31 @@ class LinearFunction:
         """Tangents out (Zero where structurally zero) for tangents in."""
         outs = iter(eval_jaxpr(self.jaxpr, self.consts, *map(instantiate, tangents)))
         return [Zero(a) if z else next(outs) for a, z in zip(self.out_avals, self.out_zero)]
+
+    def detach(self, arrays: Sequence[Any]) -> None:
+        """Copy the residuals that share memory with `arrays` (the caller's inputs), wherever the
+        program keeps them (constants, literals, compiled lin equations): a map returned to the
+        user must not change when an input is later updated in place (`w -= lr * g`)."""
+        arrays = [a for a in arrays if isinstance(a, np.ndarray)]
+        if not arrays:
+            return
+        copies: dict[int, Any] = {}
+
+        def own(v):
+            if not isinstance(v, np.ndarray) or not any(np.may_share_memory(v, a) for a in arrays):
+                return v
+            if id(v) not in copies:
+                copies[id(v)] = np.array(v)
+            return copies[id(v)]
+
+        self.consts = [own(c) for c in self.consts]
+        for eqn in self.jaxpr.eqns:
+            if type(eqn) in LIN_EQNS:
+                eqn.res = [own(r) for r in eqn.res]
+            if type(eqn) is not ScalarLinEqn and any(type(a) is Literal for a in eqn.inputs):
+                eqn.inputs = [
+                    Literal(own(a.val), a.aval) if type(a) is Literal else a for a in eqn.inputs
+                ]
 
     def transpose(self, cts: Sequence[Any]) -> list[Any]:
         """Cotangents in (Zero where unreached) for cotangents out (which may be Zero)."""
