@@ -73,7 +73,7 @@ def _as_array(x: Any) -> Any:
     raise TypeError(
         f"functrans: expected arrays (or pytrees of arrays), got a leaf of type "
         f"{type(x).__name__}. Pass numpy arrays or scalars; non-array arguments can be excluded "
-        "with argnums or closed over."
+        "(argnums in grad, static_argnums in jit, in_axes None in vmap) or closed over."
     )
 
 

@@ -205,8 +205,11 @@ def vmap(
             )
         except TreeStructureError as err:
             raise _axes_error("out_axes", out_axes, out_example, err) from None
+        inputs = flat_args  # what no result may share memory with
+        if passed:
+            inputs = flat_args + tree_util.tree_leaves(list(passed.values()))
         results = [
-            _place_output(o, d, a, size, out_example, i, flat_args)
+            _place_output(o, d, a, size, out_example, i, inputs)
             for i, (o, d, a) in enumerate(zip(outs, out_dims, flat_out_axes))
         ]
         return results[0] if out_tree is None else tree_util.tree_unflatten(out_tree, results)

@@ -308,3 +308,11 @@ def test_unmapped_non_array_arguments_pass_through(chunk_size):
     np.testing.assert_allclose(ft.vmap(jitted, in_axes=(0, None))(x, 3), x**3)
     x32 = x.astype(np.float32)
     assert ft.vmap(lambda x, s: x * s, in_axes=(0, None))(x32, 2.0).dtype == np.float32
+
+
+def test_results_never_share_memory_with_passed_through_arguments():
+    w = np.arange(3.0)
+    out = ft.vmap(lambda x, p: p[1], in_axes=(0, None), out_axes=None)(np.ones(2), ("k", w))
+    assert not np.shares_memory(out, w)
+    out[...] = 0.0
+    np.testing.assert_array_equal(w, [0.0, 1.0, 2.0])
