@@ -547,8 +547,12 @@ def linear_transpose(fun: Callable, *primals: Any) -> Callable:
 # Staging
 
 
-def make_jaxpr(fun: Callable, static_argnums: Argnums = ()) -> Callable[..., ClosedJaxpr]:
+def make_jaxpr(
+    fun: Callable, static_argnums: Argnums = (), static_argnames: str | Sequence[str] = ()
+) -> Callable[..., ClosedJaxpr]:
     """A function that stages `fun` on its arguments' shapes and dtypes and returns the program.
+    Positional, then keyword, arguments are its inputs; static ones (by position or name, as in
+    `jit`) are fixed values.
 
     Example:
       >>> print(make_jaxpr(lambda x: fnp.sin(x) * 2.0)(1.0))
@@ -557,20 +561,18 @@ def make_jaxpr(fun: Callable, static_argnums: Argnums = ()) -> Callable[..., Clo
           c:f64[] = mul b 2.0
         in (c,) }
     """
-    static = (static_argnums,) if isinstance(static_argnums, int) else tuple(static_argnums)
+    from functrans.jit import static_arguments
+
+    nums, names = static_arguments(fun, static_argnums, static_argnames, "make_jaxpr")
 
     @functools.wraps(fun)
     def make(*args, **kwargs):
         n = len(args)
-        if any(not -n <= i < n for i in static):
-            raise ValueError(
-                f"make_jaxpr: static_argnums={static_argnums!r} is out of range for a call with "
-                f"{n} positional argument(s)"
-            )
-        fixed = {i % n for i in static}
-        # positional arguments, then keyword arguments, are the program's inputs (as in jit)
+        fixed = {i % n for i in nums if -n <= i < n}
+        static_kw = {k: v for k, v in kwargs.items() if k in names}
         dynamic = tuple(a for i, a in enumerate(args) if i not in fixed)
-        flat, in_tree = tree_util.tree_flatten((dynamic, kwargs))
+        dyn_kwargs = {k: v for k, v in kwargs.items() if k not in names}
+        flat, in_tree = tree_util.tree_flatten((dynamic, dyn_kwargs))
         flat = [_as_array(x) for x in flat]
         store: dict = {}
 
@@ -578,7 +580,7 @@ def make_jaxpr(fun: Callable, static_argnums: Argnums = ()) -> Callable[..., Clo
             dyn, kw = tree_util.tree_unflatten(in_tree, leaves)
             it = iter(dyn)
             full = [a if i in fixed else next(it) for i, a in enumerate(args)]
-            out_flat, store["out_tree"] = tree_util.tree_flatten(fun(*full, **kw))
+            out_flat, store["out_tree"] = tree_util.tree_flatten(fun(*full, **kw, **static_kw))
             return [_as_array(o) for o in out_flat]
 
         jaxpr, consts = trace_to_jaxpr(flat_fun, [aval_of(x) for x in flat])

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import functools
 import inspect
-import types
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -21,6 +20,7 @@ from functrans import core, tree_util
 from functrans.api import _as_array, _finish
 from functrans.codegen import Generated, generate
 from functrans.core import _current_trace, aval_of, eval_trace
+from functrans.interpreters.lincache._derive import _param_key
 from functrans.interpreters.staging import trace_to_jaxpr
 from functrans.ir import ClosedJaxpr, Jaxpr, Var, eval_jaxpr
 from functrans.passes import simplify
@@ -55,7 +55,11 @@ class Lowered:
         ...), literals and helper functions. `exec(lowered.source, lowered.namespace)` defines
         `program` (and `program_scalars`), which run on their own."""
         names = self.compiled.fn.__globals__
-        return {k: v for k, v in names.items() if k not in ("program", "program_scalars")}
+        return {  # arrays copied: updating one must not change what jit runs
+            k: np.array(v) if type(v) is np.ndarray else v
+            for k, v in names.items()
+            if k not in ("program", "program_scalars")
+        }
 
     def as_text(self) -> str:
         return str(ClosedJaxpr(self.jaxpr, self.consts))
@@ -106,10 +110,8 @@ class Jitted:
         key = (
             in_tree,
             tuple((x.shape, x.dtype) for x in map(aval_of, leaves)),
-            static_pos,
-            static_kw,
-            # 1, 1.0 and True are equal keys; they can trace different programs
-            tuple(type(v) for _, v in static_pos + static_kw),
+            tuple((i, _static_key(v)) for i, v in static_pos),
+            tuple((k, _static_key(v)) for k, v in static_kw),
         )
         return key, leaves, in_tree, statics, static_pos, static_kw
 
@@ -211,9 +213,10 @@ class Jitted:
         return run_scalars
 
     def __get__(self, obj, objtype=None):
-        """As a method (`@jit` on a `def` in a class body), `self` is the first argument; mark
-        it static (static_argnums=0) unless it is a pytree of arrays."""
-        return self if obj is None else types.MethodType(self, obj)
+        """As a method (`@jit` on a `def` in a class body) the instance is the first argument,
+        as in JAX: mark it static (`static_argnums=0`; it must then be hashable) or make its
+        class a pytree node."""
+        return self if obj is None else _BoundJitted(self, obj)
 
     def lower(self, *args, **kwargs) -> Lowered:
         """The staged, simplified program for these arguments' signature, and its source."""
@@ -229,6 +232,33 @@ class Jitted:
     def cache_size(self) -> int:
         """How many input signatures have a staged program."""
         return len(self._cache)
+
+
+class _BoundJitted:
+    """A jitted function bound to an instance: calls and `lower` take the instance first."""
+
+    __slots__ = ("jitted", "obj")
+
+    def __init__(self, jitted: Jitted, obj: Any):
+        self.jitted, self.obj = jitted, obj
+
+    def __call__(self, *args, **kwargs):
+        return self.jitted(self.obj, *args, **kwargs)
+
+    def lower(self, *args, **kwargs) -> Lowered:
+        return self.jitted.lower(self.obj, *args, **kwargs)
+
+    def __getattr__(self, name):  # trace_count, cache_size, clear_cache, __name__, ...
+        return getattr(self.jitted, name)
+
+
+def _static_key(v: Any) -> Any:
+    """A static value in a cache key: equal values of different types (1, 1.0, True) and
+    floats with different bits (0.0 and -0.0) are different keys, and NaN equals itself."""
+    try:
+        return _param_key(v)
+    except TypeError:  # not a plain value (a function, an object): its type and itself
+        return (type(v), v)
 
 
 _PY_SCALARS = (float, int, bool, complex)
@@ -296,17 +326,24 @@ def jit(
       >>> fast_grad(np.ones(3))   # traced on the first call, cached afterwards
       array([0.90929743, 0.90929743, 0.90929743])
     """
-    nums = (static_argnums,) if isinstance(static_argnums, int) else tuple(static_argnums)
-    names = (static_argnames,) if isinstance(static_argnames, str) else tuple(static_argnames)
+    nums, names = static_arguments(fun, static_argnums, static_argnames, "jit")
+    return Jitted(fun, nums, names)
+
+
+def static_arguments(fun: Callable, static_argnums, static_argnames, transform: str):
+    """(positions, names) of the static arguments, each naming the same arguments both ways
+    (as in JAX), negative positions counted in the signature; a spec that names no parameter is
+    an error."""
+    nums, names = _as_tuple(static_argnums, int), _as_tuple(static_argnames, str)
     if not all(type(i) is int for i in nums) or not all(type(n) is str for n in names):
         raise TypeError(
-            f"jit({_name(fun)}): static_argnums takes ints and static_argnames strings; got "
-            f"static_argnums={static_argnums!r}, static_argnames={static_argnames!r}"
+            f"{transform}({_name(fun)}): static_argnums takes ints and static_argnames strings; "
+            f"got static_argnums={static_argnums!r}, static_argnames={static_argnames!r}"
         )
     try:
         params = list(inspect.signature(fun).parameters.values())
     except (TypeError, ValueError):  # builtins without a signature: statics stay as given
-        return Jitted(fun, tuple(dict.fromkeys(nums)), tuple(dict.fromkeys(names)))
+        return tuple(dict.fromkeys(nums)), tuple(dict.fromkeys(names))
     kinds = {p.kind for p in params}
     positional = [p.name for p in params if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
     n = len(positional)
@@ -316,19 +353,31 @@ def jit(
     where = f"{_name(fun)}{inspect.signature(fun)}"
     if bad_nums:
         raise ValueError(
-            f"jit({_name(fun)}): static_argnums {bad_nums} name no parameter of {where}: "
+            f"{transform}({_name(fun)}): static_argnums {bad_nums} name no parameter of {where}: "
             f"positions run from {-n} to {n - 1} (negative ones count back from the last "
             "positional parameter)"
         )
     if bad_names and _VAR_KEYWORD not in kinds:
         raise ValueError(
-            f"jit({_name(fun)}): static_argnames {bad_names} name no parameter of {where}"
+            f"{transform}({_name(fun)}): static_argnames {bad_names} name no parameter of {where}"
         )
     nums = tuple(i % n if i < 0 else i for i in nums)  # negative: counted in the signature
-    # static_argnums and static_argnames name the same arguments, as in JAX
     names = names + tuple(positional[i] for i in nums if i < n)
     nums = nums + tuple(positional.index(k) for k in names if k in positional)
-    return Jitted(fun, tuple(dict.fromkeys(nums)), tuple(dict.fromkeys(names)))
+    return tuple(dict.fromkeys(nums)), tuple(dict.fromkeys(names))
+
+
+def _as_tuple(spec: Any, kind: type) -> tuple:
+    """static_argnums / static_argnames as a tuple: None is none, one value (a NumPy integer
+    too) is a 1-tuple."""
+    if spec is None:
+        return ()
+    if isinstance(spec, (kind, np.integer)):
+        return (int(spec) if isinstance(spec, np.integer) else spec,)
+    try:
+        return tuple(int(i) if isinstance(i, np.integer) else i for i in spec)
+    except TypeError:
+        return (spec,)  # not iterable: reported as the wrong type
 
 
 _VAR_POSITIONAL = inspect.Parameter.VAR_POSITIONAL

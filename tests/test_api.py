@@ -771,9 +771,20 @@ def test_make_jaxpr_traces_keyword_arguments_as_inputs():
     np.testing.assert_array_equal(closed(3.0, np.arange(2.0))[0], [0.0, 3.0])
 
 
-def test_make_jaxpr_static_argnums_out_of_range():
-    with pytest.raises(ValueError, match="out of range for a call with 1 positional"):
-        ft.make_jaxpr(lambda x: x, static_argnums=1)(1.0)
+def test_make_jaxpr_static_arguments_as_in_jit():
+    def f(x, n=2):
+        return x * n
+
+    with pytest.raises(ValueError, match=r"static_argnums \[1\] name no parameter"):
+        ft.make_jaxpr(lambda x: x, static_argnums=1)
+    # by position or by name, passed positionally or by keyword: a fixed value, not an input
+    for closed in (
+        ft.make_jaxpr(f, static_argnums=1)(np.ones(2), n=3),
+        ft.make_jaxpr(f, static_argnames="n")(np.ones(2), 3),
+        ft.make_jaxpr(f, static_argnums=-1)(np.ones(2), 3),
+    ):
+        assert [str(a) for a in closed.in_avals] == ["f64[2]"]
+        np.testing.assert_array_equal(closed(np.ones(2))[0], [3.0, 3.0])
 
 
 @pytest.mark.parametrize("transform", ["vjp", "linearize"])

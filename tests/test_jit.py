@@ -359,6 +359,41 @@ def test_unhashable_static_argument_raises_type_error():
     np.testing.assert_allclose(jitted(np.arange(6.0), (2, 3)), np.arange(6.0).reshape(2, 3))
 
 
+def test_static_values_are_keyed_by_type_and_bits():
+    jitted = ft.jit(lambda x, t: x * t[0], static_argnums=1)
+    x = np.array([1.0])
+    assert (
+        jitted(x, (1,)).dtype == np.float64 and jitted(x.astype(np.int64), (1,)).dtype == np.int64
+    )
+    assert jitted(x.astype(np.int64), (1.0,)).dtype == np.float64  # (1,) and (1.0,) differ
+    assert np.signbit(jitted(x, (-0.0,))[0]) and not np.signbit(jitted(x, (0.0,))[0])
+    count = jitted.trace_count
+    jitted(x, (float("nan"),))
+    jitted(x, (float("nan"),))  # NaN is one key, not a new trace per call
+    assert jitted.trace_count == count + 1
+
+
+def test_static_specs_accept_none_and_numpy_integers():
+    def f(x, n=2):
+        return x * n
+
+    np.testing.assert_array_equal(ft.jit(f, static_argnums=None, static_argnames=None)(1.0), 2.0)
+    assert ft.jit(f, static_argnums=np.int64(1))(np.ones(1), 3).tolist() == [3.0]
+
+
+def test_bound_jitted_method_lowers_with_its_instance():
+    class Model:
+        k = 3.0
+
+        @functools.partial(ft.jit, static_argnums=0)
+        def scale(self, x):
+            return x * self.k
+
+    m = Model()
+    assert m.scale.lower(np.ones(2)).jaxpr.eqns  # the instance is the static first argument
+    assert m.scale.trace_count == 1 and m.scale.cache_size == 1
+
+
 def test_equal_static_values_of_different_types_trace_their_own_programs():
     # 1, 1.0 and True are equal dictionary keys, but n * x has a different dtype for each
     jitted = ft.jit(lambda x, n: fnp.asarray(n) * x, static_argnums=1)
