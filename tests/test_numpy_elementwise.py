@@ -665,6 +665,15 @@ def test_traced_linspace_is_numpys(start, stop, num, endpoint):
         np.testing.assert_array_equal(step, want_step)
 
 
+def test_traced_linspace_to_integers_rounds_down_as_numpy():
+    want = np.linspace(-2.0, 2.0, 5, endpoint=False, dtype=int)
+    got = ft.jit(lambda a: fnp.linspace(a, 2.0, 5, endpoint=False, dtype=int))(-2.0)
+    np.testing.assert_array_equal(got, want)
+    assert got.dtype == want.dtype
+    with pytest.raises(TypeError):
+        ft.jit(lambda a: fnp.linspace(a, 2.0, 5.0))(0.0)
+
+
 def test_sinc_of_complex_values_under_jit():
     z = np.array([0.5 + 0.1j, 0j, 1e-9 + 1e-9j, -2.0 + 0.5j])
     np.testing.assert_array_equal(ft.jit(fnp.sinc)(z), fnp.sinc(z))

@@ -10,6 +10,7 @@ meshgrid of traced vectors) the result is traced and differentiable in it.
 from __future__ import annotations
 
 import functools
+import operator
 
 import numpy as np
 
@@ -108,7 +109,7 @@ def linspace(start, stop, num=50, endpoint=True, retstep=False, dtype=None, axis
     num = _concrete(num, "linspace")
     if not (_contains_tracer(start) or _contains_tracer(stop)):
         return np.linspace(start, stop, num, endpoint, retstep, dtype, axis)
-    num = int(num)
+    num = operator.index(num)  # as NumPy: 5.0 is a TypeError
     if num < 0:
         raise ValueError(f"Number of samples, {num}, must be non-negative.")
     start, stop = promote(asarray(start), asarray(stop), to_inexact=True)
@@ -129,14 +130,16 @@ def linspace(start, stop, num=50, endpoint=True, retstep=False, dtype=None, axis
         by_delta = ew.mul(np.broadcast_to(iota / np.asarray(div, ftype), full_shape), wide_delta)
         any_zero = _any(ew.eq(step, np.zeros(s, ftype)))
         offsets = ew.select_n(broadcast_to(any_zero, full_shape), by_step, by_delta)
-    else:  # zero samples, or one with the end point: no step (NaN, as in NumPy)
-        step = ew.mul(delta, np.full(s, np.nan, ftype))
+    else:  # zero samples, or one with the end point: no step (NaN, a Python float, as NumPy)
+        step = float("nan")
         offsets = ew.mul(iota, wide_delta)
     y = ew.add(broadcast_to(start, full_shape), offsets)
     if endpoint and num > 1:  # the last sample is stop itself, as in NumPy
         head = slice_(y, start_indices=(0,) * len(full_shape), limit_indices=(num - 1,) + s)
         y = concatenate([head, reshape(stop, (1,) + s)], dimension=0)
     if dtype is not None:
+        if np.dtype(dtype).kind in "iu":  # NumPy rounds down before casting to integers
+            y = ew.floor(y)
         y = ew.convert_element_type(y, new_dtype=np.dtype(dtype))
     y = moveaxis(y, 0, axis)
     return (y, step) if retstep else y
