@@ -1,13 +1,13 @@
-"""Code generation: a closed Jaxpr becomes straight-line Python source calling NumPy.
+"""Code generation: a closed Jaxpr becomes straight-line Python source calling NumPy, whose
+results are the impls' (eager's) bit for bit, memory layout included.
 
-The generated function assigns one local per equation and deletes each array as soon as its last
-use has run, so peak memory matches what the program needs; an elementwise equation whose
-operand is a temporary dying there (and viewed by nothing live) writes its result into that
-operand's buffer (`np.multiply(v3, v4, out=v3)`), saving an allocation and its page faults. A
-program whose values are all float64/bool scalars also gets a second version on Python floats
-(`math.sin`, `*`, ...), which costs a fraction of a NumPy call per operation; where Python
-arithmetic would raise (division by zero, log of 0, overflow) the NumPy version runs instead, so
-results keep NumPy's semantics.
+The generated function deletes each array after its last use, so peak memory matches what the
+program needs; an elementwise equation whose operand is a temporary dying there (viewed by nothing
+live) writes into its buffer (`np.multiply(v3, v4, out=v3)`) when that keeps the layout NumPy
+would allocate. A program of float64/bool scalars also gets a version on Python floats (`*`,
+`math.sin`, ...: a fraction of a NumPy call each), using a `math` function or `**` only where it
+gives NumPy's bits on this machine; where Python arithmetic raises (1/0, log(0), overflow) the
+NumPy version runs instead.
 """
 
 from __future__ import annotations
@@ -32,18 +32,11 @@ _ARRAY_TEMPLATES: dict[str, str] = {
     "stop_gradient": "{0}",
 }
 
-# Scalar-mode templates (Python floats and bools); anything else calls its NumPy impl.
+# Scalar-mode templates (Python floats and bools); anything else calls its NumPy impl. + - * /
+# and abs are correctly rounded (or exact) IEEE operations in Python as in NumPy, so they give
+# the impls' bits everywhere; comparisons and logic are exact.
 _SCALAR_TEMPLATES: dict[str, str] = {
     **_ARRAY_TEMPLATES,
-    "sin": "_math_sin({0})",
-    "cos": "_math_cos({0})",
-    "tan": "_math_tan({0})",
-    "tanh": "_math_tanh({0})",
-    "exp": "_math_exp({0})",
-    "log": "_math_log({0})",
-    "log1p": "_math_log1p({0})",
-    "expm1": "_math_expm1({0})",
-    "sqrt": "_math_sqrt({0})",
     "abs": "abs({0})",
     "eq": "({0} == {1})",
     "ne": "({0} != {1})",
@@ -56,9 +49,81 @@ _SCALAR_TEMPLATES: dict[str, str] = {
     "not": "(not {0})",
 }
 
+# Primitives the scalar program computes with the `math` function of the same name, where that
+# function gives the impl's bits (_math_agrees).
 _MATH_FUNCTIONS = ("sin", "cos", "tan", "tanh", "exp", "log", "log1p", "expm1", "sqrt")
 
 _SCALAR_DTYPES = (np.dtype(np.float64), np.dtype(bool))
+
+
+# Whether a `math` function (or Python's `**`) gives the bits of the NumPy impl it stands for
+# depends on the machine: NumPy picks its own SIMD loop per CPU (np.tanh differs from math.tanh
+# in a third of inputs on an AVX2 machine; sin, exp, log, ... agree there) while `math` calls
+# the C library. So each one is compared with the impl on float64 scalars, once per process
+# when a scalar program first needs it, over a fixed sample (about 1 ms per function, 5 per
+# exponent: np.power is slower on scalars); one that differs anywhere is left to NumPy. Inputs
+# where the Python spelling raises are skipped: the scalar program runs NumPy there.
+
+
+@functools.cache
+def _agreement_sample() -> np.ndarray:
+    """About 2,600 float64 values, the same on every run: magnitudes from subnormal to near the
+    largest float, both signs; a dense stretch of [-10, 10] and a sparser one of [-800, 800];
+    3 ulps either side of special points, both signs (0; 1/2, 1 and 2; multiples of pi/4; log 2;
+    where tanh rounds to 1; where exp overflows and underflows); the infinities and nan."""
+    weyl = (np.arange(1, 1025) * 0.6180339887498949) % 1.0  # evenly spread over [0, 1)
+    magnitudes = np.geomspace(1e-310, 1e308, 512)
+    special = np.array([0.0, 0.5, 1.0, 2.0, math.log(2), 19.0, 22.0, 709.78, 745.13])
+    special = np.concatenate([special, np.pi / 4 * np.arange(1, 13)])
+    special = np.concatenate([special, -special])
+    ulps = special[:, None] + np.spacing(special)[:, None] * np.arange(-3, 4)
+    return np.concatenate(
+        [
+            magnitudes,
+            -magnitudes,
+            20 * weyl - 10,
+            1600 * weyl[::4] - 800,
+            ulps.ravel(),
+            [np.inf, -np.inf, np.nan],
+        ]
+    )
+
+
+def _same_bits(py_fn: Callable, impl: Callable) -> bool:
+    """Whether py_fn on Python floats gives impl's bits on float64 scalars over the sample
+    (any two nans agree)."""
+    xs = _agreement_sample()
+    got, want = [], []
+    with np.errstate(all="ignore"):
+        for x, x_np in zip(xs.tolist(), xs, strict=True):
+            try:
+                got.append(py_fn(x))
+            except (ArithmeticError, ValueError):
+                continue
+            want.append(impl(x_np))
+    got, want = np.array(got, np.float64), np.array(want, np.float64)
+    same = (got.view(np.int64) == want.view(np.int64)) | (np.isnan(got) & np.isnan(want))
+    return bool(same.all())
+
+
+@functools.cache
+def _math_agrees(name: str, impl: Callable) -> bool:
+    return _same_bits(getattr(math, name), impl)
+
+
+def _pow_spelling(y: int) -> tuple[str, Callable]:
+    """integer_pow on a Python float: x ** y, but x * x and 1.0 / x where NumPy computes those
+    (it squares and takes reciprocals for y = 2 and -1; the C library's pow rounds otherwise)."""
+    if y == 2:
+        return "{0} * {0}", lambda x: x * x
+    if y == -1:
+        return "1.0 / {0}", lambda x: 1.0 / x
+    return f"{{0}} ** {y}", lambda x: x**y
+
+
+@functools.cache
+def _pow_agrees(y: int, impl: Callable) -> bool:
+    return _same_bits(_pow_spelling(y)[1], lambda x: impl(x, y=y))
 
 
 class Generated:
@@ -152,24 +217,48 @@ def _is_scalar_program(jaxpr: Jaxpr) -> bool:
 
 def _emit_call(eqn, names_in: list[str], namespace: dict, scalar: bool) -> str:
     name = eqn.prim.name
+    impl = eqn.prim.impl
     templates = _SCALAR_TEMPLATES if scalar else _ARRAY_TEMPLATES
     if name in templates:
         return templates[name].format(*names_in)
     if name == "dot_general" and not scalar:
         return _dot_general_expr(eqn, names_in)
-    if name == "integer_pow" and eqn.params["y"] in (2, 3):
-        return " * ".join([names_in[0]] * eqn.params["y"])
+    if scalar and name in _MATH_FUNCTIONS and _math_agrees(name, impl):
+        return f"_math_{name}({names_in[0]})"
+    if scalar and name == "integer_pow" and _pow_agrees(int(eqn.params["y"]), impl):
+        return _pow_spelling(int(eqn.params["y"]))[0].format(names_in[0])
     if scalar and name == "select_n" and len(names_in) == 3:
         return f"({names_in[2]} if {names_in[0]} else {names_in[1]})"
     if scalar and name == "convert_element_type":
-        dtype = eqn.params["new_dtype"]
-        return f"{'float' if dtype.kind == 'f' else 'bool'}({names_in[0]})"
-    impl = eqn.prim.impl
-    if isinstance(impl, np.ufunc) and not eqn.params:
-        return f"np.{impl.__name__}({', '.join(names_in)})"
-    fn_name = f"_{name}_{len(namespace)}"
-    namespace[fn_name] = functools.partial(impl, **eqn.params) if eqn.params else impl
-    return f"{fn_name}({', '.join(names_in)})"
+        return f"{_python_type(eqn.params['new_dtype'])}({names_in[0]})"
+    ufunc = _ufunc_name(eqn)
+    if ufunc is not None:
+        call = f"{ufunc}({', '.join(names_in + _ufunc_extra_args(eqn))})"
+    else:
+        if scalar:  # impls take NumPy values, as they do eagerly (a Python float has no .dtype)
+            names_in = [
+                f"{_numpy_scalar(a.aval.dtype, namespace)}({n})"
+                for a, n in zip(eqn.inputs, names_in, strict=True)
+            ]
+        fn_name = f"_{name}_{len(namespace)}"
+        namespace[fn_name] = functools.partial(impl, **eqn.params) if eqn.params else impl
+        call = f"{fn_name}({', '.join(names_in)})"
+    if scalar and not eqn.prim.multiple_results:
+        # back to a Python float: the operators that follow are 3x slower on NumPy scalars
+        return f"{_python_type(eqn.outputs[0].aval.dtype)}({call})"
+    return call
+
+
+def _python_type(dtype: np.dtype) -> str:
+    """The Python type standing for a scalar program's dtype (float64 or bool)."""
+    return "float" if dtype.kind == "f" else "bool"
+
+
+def _numpy_scalar(dtype: np.dtype, namespace: dict) -> str:
+    """The name of dtype's NumPy scalar type in the generated code."""
+    name = f"_np_{dtype.name}"
+    namespace[name] = dtype.type
+    return name
 
 
 # Elementwise primitives emitted as an operator, and the ufunc that takes an `out=` buffer.
@@ -183,14 +272,20 @@ _OPERATOR_UFUNCS = {
 
 
 def _ufunc_name(eqn) -> str | None:
-    """The NumPy ufunc an equation is emitted as (with no extra arguments), if any."""
+    """The NumPy ufunc an equation is emitted as (its operands, then _ufunc_extra_args), if any."""
     name = eqn.prim.name
     if name in _OPERATOR_UFUNCS:
         return _OPERATOR_UFUNCS[name]
+    if name == "integer_pow":  # _integer_pow_impl's np.power(x, y), unless it casts x first
+        return "np.power" if eqn.inputs[0].aval.dtype == eqn.outputs[0].aval.dtype else None
     impl = eqn.prim.impl
     if isinstance(impl, np.ufunc) and not eqn.params and impl.nout == 1:
         return f"np.{impl.__name__}"
     return None
+
+
+def _ufunc_extra_args(eqn) -> list[str]:
+    return [str(int(eqn.params["y"]))] if eqn.prim.name == "integer_pow" else []
 
 
 def _allocates(eqn) -> bool:
@@ -198,7 +293,7 @@ def _allocates(eqn) -> bool:
     if eqn.prim.multiple_results or len(eqn.outputs) != 1 or not eqn.outputs[0].aval.shape:
         return False  # 0-d results may be NumPy scalars
     if eqn.prim.name == "integer_pow":
-        return eqn.params["y"] in (2, 3)  # emitted as x * x (* x)
+        return True  # np.power, of x or of x cast to float
     # dot_general is emitted as a matmul/multiply/einsum (_dot_general_expr), or a reshape of one
     return eqn.prim.name == "dot_general" or _ufunc_name(eqn) is not None
 
@@ -262,6 +357,27 @@ def _in_place_targets(jaxpr: Jaxpr, last_use: dict[Var, int]) -> dict[int, Var]:
                 targets[i] = a
                 break
     return targets
+
+
+def _layout_guard(target: str, shape: tuple, others: list[tuple[str, tuple]]) -> str | None:
+    """The condition under which a ufunc writing into `target` (a dense buffer of its result's
+    shape) gives the layout it would allocate, or None where it always does. `others`: the
+    other operands' names and the shapes they are passed in (compact for a broadcast).
+
+    NumPy allocates in the operands' memory order (order='K'): it orders each pair of axes by
+    the operands' strides there, an operand in C order winning any disagreement, and an operand
+    broadcast along an axis (stride 0) having no say about it. So the target's layout is kept
+    when it is C-contiguous, or when every other operand with a say has its strides; and always
+    when the result has at most one axis longer than 1, or no other operand has two.
+    """
+    long_axes = lambda shape: sum(n > 1 for n in shape)  # noqa: E731
+    sayers = [(name, s) for name, s in others if long_axes(s) > 1]
+    if long_axes(shape) < 2 or not sayers:
+        return None
+    guard = f"{target}.flags.c_contiguous"
+    if all(s == shape for _, s in sayers):
+        guard += f" or {target}.strides == " + " == ".join(f"{n}.strides" for n, _ in sayers)
+    return guard
 
 
 def _compact_shapes(jaxpr: Jaxpr, namespace: dict, const_names: list[str]) -> dict[Var, tuple]:
@@ -351,6 +467,8 @@ def _source(jaxpr: Jaxpr, const_names: list[str], namespace: dict, scalar: bool)
             index = tuple(slice(0, 1) if n == 1 else slice(None) for n in compact[v])
             namespace[compact_consts[v]] = np.ascontiguousarray(full[index])
 
+    compact_emitted = compact_results | compact_consts.keys()
+
     def ref_in(i: int, j: int, a) -> str:
         if a in compact_consts and (i, j) in compact_uses:
             return compact_consts[a]
@@ -359,7 +477,7 @@ def _source(jaxpr: Jaxpr, const_names: list[str], namespace: dict, scalar: bool)
     lines = [f"def {'program_scalars' if scalar else 'program'}({', '.join(args)}):"]
     if scalar:  # unbox NumPy scalars / 0-d arrays once: Python floats are far cheaper
         for v, a in zip(jaxpr.invars, args, strict=True):
-            lines.append(f"    {a} = {'float' if v.aval.dtype.kind == 'f' else 'bool'}({a})")
+            lines.append(f"    {a} = {_python_type(v.aval.dtype)}({a})")
     for i, eqn in enumerate(jaxpr.eqns):
         outs = []
         for v in eqn.outputs:
@@ -367,7 +485,16 @@ def _source(jaxpr: Jaxpr, const_names: list[str], namespace: dict, scalar: bool)
             outs.append(names[v])
         names_in = [ref_in(i, j, a) for j, a in enumerate(eqn.inputs)]
         if i in in_place:
-            expr = f"{_ufunc_name(eqn)}({', '.join(names_in)}, out={ref(in_place[i])})"
+            target = ref(in_place[i])
+            others = [  # the other operands, and the shapes they are passed in
+                (n, compact[a] if (i, j) in compact_uses and a in compact_emitted else a.aval.shape)
+                for j, (a, n) in enumerate(zip(eqn.inputs, names_in, strict=True))
+                if n != target
+            ]
+            guard = _layout_guard(target, eqn.outputs[0].aval.shape, others)
+            out = target if guard is None else f"{target} if {guard} else None"
+            args_in = ", ".join(names_in + _ufunc_extra_args(eqn))
+            expr = f"{_ufunc_name(eqn)}({args_in}, out={out})"
         elif eqn.outputs and eqn.outputs[0] in compact_results:
             x = eqn.inputs[0]
             shape = compact[eqn.outputs[0]]
@@ -388,14 +515,16 @@ def _source(jaxpr: Jaxpr, const_names: list[str], namespace: dict, scalar: bool)
     if not scalar:
         lines.append(f"    return ({', '.join(outs)}{',' if len(outs) == 1 else ''})")
         return "\n".join(lines)
-    # Python floats raise where NumPy gives inf or nan (1/0, log(0), ...): NumPy's version runs
-    lines = [lines[0], "    try:", *("    " + line for line in lines[1:])]
-    lines += [
-        "    except (ArithmeticError, ValueError):",
-        f"        return _numpy_program({', '.join(args)})",
-    ]
+    if len(lines) > 1:  # (a program of constants computes nothing)
+        # Python floats raise where NumPy gives inf or nan (1/0, log(0), overflow): then NumPy's
+        # version runs. Only those errors: anything else (a bug) is raised, not run twice.
+        lines = [lines[0], "    try:", *("    " + line for line in lines[1:])]
+        lines += [
+            "    except (ArithmeticError, ValueError):",
+            f"        return _numpy_program({', '.join(args)})",
+        ]
     outs = [
-        f"_np_{'float64' if a.aval.dtype.kind == 'f' else 'bool_'}({o})"
+        f"{_numpy_scalar(a.aval.dtype, namespace)}({o})"
         for a, o in zip(jaxpr.outvars, outs, strict=True)
     ]
     result = outs[0] if len(outs) == 1 else f"({', '.join(outs)}{',' if len(outs) == 1 else ''})"
@@ -416,25 +545,24 @@ def _numpy_scalars(fn: Callable, n_out: int) -> Callable:
 def generate(jaxpr: Jaxpr, consts: list[Any]) -> Generated:
     """Compile a closed program to Python source (and a scalar version when it applies)."""
     const_names = [f"c{i}" for i in range(len(consts))]
-    base = {"np": np, "math": math, "_np_float64": np.float64, "_np_bool_": np.bool_}
+    namespace = {"np": np, "math": math, "_np_float64": np.float64, "_np_bool": np.bool_}
     # math functions bound to names, one lookup instead of two per call in scalar programs
-    base.update((f"_math_{name}", getattr(math, name)) for name in _MATH_FUNCTIONS)
-    base.update(zip(const_names, consts, strict=True))
-    namespace = dict(base)
+    namespace.update((f"_math_{name}", getattr(math, name)) for name in _MATH_FUNCTIONS)
+    namespace.update(zip(const_names, consts, strict=True))
     source = _source(jaxpr, const_names, namespace, scalar=False)
     exec(compile(source, "<functrans.jit>", "exec"), namespace)  # noqa: S102 - our own source
     fn = namespace["program"]
     scalar_source = scalar_fn = None
     effects = any(e.prim.effectful for e in jaxpr.eqns)  # may not run twice (see Generated)
     if _is_scalar_program(jaxpr) and not effects and all(np.ndim(c) == 0 for c in consts):
-        scalar_ns = dict(base)
-        scalar_ns.update(
-            (n, np.asarray(c).item()) for n, c in zip(const_names, consts, strict=True)
+        # one namespace for both programs (helpers are numbered by its size, so names never
+        # clash), so that the two sources together run on their own; constants as Python values
+        scalar_const_names = [f"{n}_scalar" for n in const_names]
+        namespace.update(
+            (n, np.asarray(c).item()) for n, c in zip(scalar_const_names, consts, strict=True)
         )
-        # (in both namespaces, so the two sources together also run on their own)
         namespace["_numpy_program"] = _numpy_scalars(fn, len(jaxpr.outvars))
-        scalar_ns["_numpy_program"] = namespace["_numpy_program"]
-        scalar_source = _source(jaxpr, const_names, scalar_ns, scalar=True)
-        exec(compile(scalar_source, "<functrans.jit scalar>", "exec"), scalar_ns)  # noqa: S102
-        scalar_fn = scalar_ns["program_scalars"]
+        scalar_source = _source(jaxpr, scalar_const_names, namespace, scalar=True)
+        exec(compile(scalar_source, "<functrans.jit scalar>", "exec"), namespace)  # noqa: S102
+        scalar_fn = namespace["program_scalars"]
     return Generated(source, fn, scalar_source, scalar_fn, fresh_outputs(jaxpr))

@@ -371,6 +371,7 @@ while_p.jvp = _while_jvp
 while_p.batch = _while_batch
 while_p.partial_eval = _while_partial_eval
 
+
 def _while_tape_jvp(primals, tangents, **params):
     raise MissingRuleError(
         "a second derivative through a while_loop staged inside jit (grad of grad, hessian, "
