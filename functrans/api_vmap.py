@@ -53,25 +53,6 @@ def _axes_error(what: str, axes: Any, tree: Any, err: TreeStructureError) -> Tre
 _LEAVES = frozenset((np.ndarray, np.float64, np.float32, float, int, complex, np.complex128))
 
 
-def _passed_through(in_axes: Any, args: tuple) -> dict[int, Any]:
-    """Unmapped arguments (in_axes None) that are not arrays, by position: Python scalars,
-    functions, strings, ... reach the function unchanged, as in JAX (a Python scalar stays weakly
-    typed; a static argument of a jitted function stays hashable)."""
-    if type(in_axes) not in (tuple, list) or None not in in_axes or len(in_axes) != len(args):
-        return {}
-    return {
-        i: a
-        for i, (axis, a) in enumerate(zip(in_axes, args))
-        if axis is None
-        and not isinstance(a, _ARRAYS)
-        and (
-            type(a) in _PY_SCALARS
-            or not all(isinstance(x, _ARRAYS) for x in tree_util.tree_leaves(a))
-        )
-    }
-
-
-_PY_SCALARS = (bool, int, float, complex)
 _ARRAYS = (np.ndarray, np.generic, Tracer)
 
 
@@ -100,9 +81,10 @@ def _leaf_key(tree: Any, i: int) -> str:
     return tree_util.keystr(tree_util.tree_flatten_with_path(tree)[0][i][0])
 
 
-def _check_axis(axis: Any, tree: Any, i: int, aval, what: str) -> int | None:
+def _check_axis(axis: Any, tree: Any, i: int, x, what: str) -> int | None:
     if axis is None:
         return None
+    aval = aval_of(x)
     if not isinstance(axis, (int, np.integer)):
         raise TypeError(f"vmap: {what}{_leaf_key(tree, i)} must be an int or None, got {axis!r}")
     if not -aval.ndim <= axis < aval.ndim:
@@ -160,39 +142,41 @@ def vmap(
                 axis_size=axis_size,
                 chunk_size=chunk_size,
             )(*args, *[kwargs[k] for k in kw_names])
-        passed = _passed_through(in_axes, args)
-        if passed:  # held out of the batching: the function gets them as they are
-            args = tuple(None if i in passed else a for i, a in enumerate(args))
-        leaves = not passed and all(type(a) in _LEAVES for a in args)  # the common case
+        leaves = all(type(a) in _LEAVES for a in args)  # the common case: array arguments
         if leaves:
-            flat_args, in_tree = [_as_array(x) for x in args], None
+            flat_args, in_tree = list(args), None
         else:
             flat_args, in_tree = tree_util.tree_flatten(args)
-            flat_args = [_as_array(x) for x in flat_args]
         axes = _flat_in_axes(in_axes, args, leaves)
+        # unmapped leaves that are not arrays (functions, strings, Python scalars) reach the
+        # function as they are, as in JAX (a Python scalar stays weak); the others enter as arrays
+        held = [a is None and not isinstance(x, _ARRAYS) for x, a in zip(flat_args, axes)]
+        flat_args = [x if h else _as_array(x) for x, h in zip(flat_args, held)]
         dims = [
-            _check_axis(a, args, i, aval_of(x), "in_axes")
-            for i, (a, x) in enumerate(zip(axes, flat_args))
+            _check_axis(a, args, i, x, "in_axes") for i, (a, x) in enumerate(zip(axes, flat_args))
         ]
         size = _batch_size(flat_args, dims, args, axis_size)
         if chunk_size is not None and size > chunk_size:
-            return _chunked(
-                batched, args, flat_args, dims, in_tree, size, chunk_size, out_axes, passed
-            )
+            return _chunked(batched, args, flat_args, dims, in_tree, size, chunk_size, out_axes)
+        if any(held):
+            mapped = [x for x, h in zip(flat_args, held) if not h]
+            mapped_dims = [d for d, h in zip(dims, held) if not h]
+        else:
+            mapped, mapped_dims, held = flat_args, dims, None
         store: dict = {}
 
         def flat_fun(*flat):
-            inputs = flat if leaves else tree_util.tree_unflatten(in_tree, flat)
-            if passed:
-                inputs = [passed.get(i, a) for i, a in enumerate(inputs)]
-            out = fun(*inputs)
+            if held is not None:  # the held leaves go back in their places
+                it = iter(flat)
+                flat = [x if h else next(it) for x, h in zip(flat_args, held)]
+            out = fun(*(flat if leaves else tree_util.tree_unflatten(in_tree, flat)))
             if isinstance(out, (np.ndarray, np.generic, Tracer)):  # one array: no tree
                 store["out_tree"] = None
                 return [out]
             out_flat, store["out_tree"] = tree_util.tree_flatten(out)
             return [_as_array(o) for o in out_flat]
 
-        outs, out_dims = vmap_flat(flat_fun, flat_args, dims, size)
+        outs, out_dims = vmap_flat(flat_fun, mapped, mapped_dims, size)
         out_tree = store["out_tree"]
         out_example = (
             0 if out_tree is None else tree_util.tree_unflatten(out_tree, list(range(len(outs))))
@@ -205,9 +189,7 @@ def vmap(
             )
         except TreeStructureError as err:
             raise _axes_error("out_axes", out_axes, out_example, err) from None
-        inputs = flat_args  # what no result may share memory with
-        if passed:
-            inputs = flat_args + tree_util.tree_leaves(list(passed.values()))
+        inputs = mapped  # what no result may share memory with (every input array)
         results = [
             _place_output(o, d, a, size, out_example, i, inputs)
             for i, (o, d, a) in enumerate(zip(outs, out_dims, flat_out_axes))
@@ -269,15 +251,13 @@ def _place_output(out, dim, axis, size, out_example, i, inputs) -> Any:
     return _finish(bdim_to(out, dim, axis % ndim, size), inputs)
 
 
-def _chunked(batched, args, flat_args, dims, in_tree, size, chunk_size, out_axes, passed):
+def _chunked(batched, args, flat_args, dims, in_tree, size, chunk_size, out_axes):
     """Map `chunk_size` elements at a time and concatenate (for memory, not speed)."""
     pieces = []
     for start in range(0, size, chunk_size):
         stop = min(start + chunk_size, size)
         chunk_flat = [x if d is None else _take(x, d, start, stop) for x, d in zip(flat_args, dims)]
         chunk = chunk_flat if in_tree is None else tree_util.tree_unflatten(in_tree, chunk_flat)
-        if passed:  # the unmapped non-array arguments go back in their places
-            chunk = [passed.get(i, a) for i, a in enumerate(chunk)]
         pieces.append(batched(*chunk))
     out_tree = tree_util.tree_structure(pieces[0])
     example = tree_util.tree_unflatten(out_tree, list(range(out_tree.num_leaves)))

@@ -316,3 +316,16 @@ def test_results_never_share_memory_with_passed_through_arguments():
     assert not np.shares_memory(out, w)
     out[...] = 0.0
     np.testing.assert_array_equal(w, [0.0, 1.0, 2.0])
+
+
+def test_unmapped_non_array_leaves_pass_through_at_any_depth():
+    # in_axes prefixes reach into pytrees: a function leaf under None is held out of the batch
+    x = np.arange(4.0)
+    got = ft.vmap(lambda x, p: p[0](x) * p[1], in_axes=(0, (None, None)))(x, (fnp.cos, 2.0))
+    np.testing.assert_allclose(got, np.cos(x) * 2.0)
+    got = ft.vmap(lambda x, d: d["f"](x) + d["w"], in_axes=(0, {"f": None, "w": 0}))(
+        x, {"f": fnp.sin, "w": x}
+    )
+    np.testing.assert_allclose(got, np.sin(x) + x)
+    got = ft.vmap(lambda f, x: f(x), in_axes=None, axis_size=3)(fnp.exp, np.float64(1.0))
+    np.testing.assert_allclose(got, np.full(3, np.e))
