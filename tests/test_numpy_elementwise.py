@@ -678,17 +678,3 @@ def test_sinc_of_complex_values_under_jit():
     z = np.array([0.5 + 0.1j, 0j, 1e-9 + 1e-9j, -2.0 + 0.5j])
     np.testing.assert_array_equal(ft.jit(fnp.sinc)(z), fnp.sinc(z))
     np.testing.assert_allclose(fnp.sinc(z), np.sinc(z), rtol=1e-15, atol=1e-15)
-
-
-@pytest.mark.parametrize(
-    "dtype, big", [(np.int64, 2**63), (np.uint8, 300), (np.int32, -(2**31) - 1)]
-)
-def test_python_ints_out_of_the_dtypes_range_overflow_as_in_numpy(dtype, big):
-    x = np.arange(3, dtype=dtype)
-    with pytest.raises(OverflowError):
-        np.add(x, big)
-    with pytest.raises(OverflowError):
-        fnp.add(x, big)
-    with pytest.raises(OverflowError):
-        ft.jit(lambda x: fnp.add(x, big))(x)
-    np.testing.assert_array_equal(fnp.add(x, 2), np.add(x, 2))

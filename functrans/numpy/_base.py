@@ -58,8 +58,6 @@ def promote(*args: Any, to_inexact: bool = False) -> list[Any]:
     for a in args:
         if isinstance(a, Tracer):
             out.append(convert_element_type(a, new_dtype=dtype))
-        elif type(a) is int and dtype.kind in "iu":
-            out.append(np.array(a, dtype))  # out of the dtype's range: OverflowError, as NumPy
         else:
             a = np.asarray(a) if not isinstance(a, (list, tuple)) else asarray(a)
             out.append(a if a.dtype == dtype else convert_element_type(a, new_dtype=dtype))
