@@ -157,7 +157,12 @@ def vmap(
         ]
         size = _batch_size(flat_args, dims, args, axis_size)
         if chunk_size is not None and size > chunk_size:
-            return _chunked(batched, args, flat_args, dims, in_tree, size, chunk_size, out_axes)
+            # each chunk is a vmap of its own, of the chunk's size (axis_size included)
+            def one_chunk(n, *chunk):
+                sized = None if axis_size is None else n
+                return vmap(fun, in_axes=in_axes, out_axes=out_axes, axis_size=sized)(*chunk)
+
+            return _chunked(one_chunk, args, flat_args, dims, in_tree, size, chunk_size, out_axes)
         if any(held):
             mapped = [x for x, h in zip(flat_args, held) if not h]
             mapped_dims = [d for d, h in zip(dims, held) if not h]
@@ -251,14 +256,14 @@ def _place_output(out, dim, axis, size, out_example, i, inputs) -> Any:
     return _finish(bdim_to(out, dim, axis % ndim, size), inputs)
 
 
-def _chunked(batched, args, flat_args, dims, in_tree, size, chunk_size, out_axes):
+def _chunked(one_chunk, args, flat_args, dims, in_tree, size, chunk_size, out_axes):
     """Map `chunk_size` elements at a time and concatenate (for memory, not speed)."""
     pieces = []
     for start in range(0, size, chunk_size):
         stop = min(start + chunk_size, size)
         chunk_flat = [x if d is None else _take(x, d, start, stop) for x, d in zip(flat_args, dims)]
         chunk = chunk_flat if in_tree is None else tree_util.tree_unflatten(in_tree, chunk_flat)
-        pieces.append(batched(*chunk))
+        pieces.append(one_chunk(stop - start, *chunk))
     out_tree = tree_util.tree_structure(pieces[0])
     example = tree_util.tree_unflatten(out_tree, list(range(out_tree.num_leaves)))
     flat_axes = tree_util.broadcast_prefix(out_axes, example, what="out_axes")

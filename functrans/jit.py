@@ -20,7 +20,6 @@ from functrans import core, tree_util
 from functrans.api import _as_array, _finish
 from functrans.codegen import Generated, generate
 from functrans.core import _current_trace, aval_of, eval_trace
-from functrans.interpreters.lincache._derive import _param_key
 from functrans.interpreters.staging import trace_to_jaxpr
 from functrans.ir import ClosedJaxpr, Jaxpr, Var, eval_jaxpr
 from functrans.passes import simplify
@@ -235,7 +234,9 @@ class Jitted:
 
 
 class _BoundJitted:
-    """A jitted function bound to an instance: calls and `lower` take the instance first."""
+    """A jitted function bound to an instance, like a bound method: calls and `lower` take the
+    instance first, its signature drops that parameter, and two bindings of one function to one
+    instance are equal (so a bound method passed as a static argument keeps its cache entry)."""
 
     __slots__ = ("jitted", "obj")
 
@@ -248,17 +249,37 @@ class _BoundJitted:
     def lower(self, *args, **kwargs) -> Lowered:
         return self.jitted.lower(self.obj, *args, **kwargs)
 
+    @property
+    def __signature__(self) -> inspect.Signature:
+        sig = inspect.signature(self.jitted.fun)
+        return sig.replace(parameters=list(sig.parameters.values())[1:])
+
+    @property
+    def __doc__(self):  # noqa: D105 - the function's, as for a bound method
+        return self.jitted.__doc__
+
+    def __eq__(self, other):
+        return (
+            type(other) is _BoundJitted and other.jitted is self.jitted and other.obj is self.obj
+        )
+
+    def __hash__(self):
+        return hash((id(self.jitted), id(self.obj)))
+
     def __getattr__(self, name):  # trace_count, cache_size, clear_cache, __name__, ...
         return getattr(self.jitted, name)
 
 
 def _static_key(v: Any) -> Any:
-    """A static value in a cache key: equal values of different types (1, 1.0, True) and
-    floats with different bits (0.0 and -0.0) are different keys, and NaN equals itself."""
-    try:
-        return _param_key(v)
-    except TypeError:  # not a plain value (a function, an object): its type and itself
-        return (type(v), v)
+    """A static value in a cache key: equal values of different types (1, 1.0, True), floats
+    with different bits (0.0 and -0.0) and tuples of those are different keys, and NaN equals
+    itself; tuples (namedtuples too) are keyed element by element, with their type."""
+    t = type(v)
+    if t is float or t is complex or isinstance(v, np.generic):
+        return (t, np.asarray(v).tobytes())
+    if isinstance(v, tuple):
+        return (t, tuple(map(_static_key, v)))
+    return (t, v)
 
 
 _PY_SCALARS = (float, int, bool, complex)

@@ -373,6 +373,42 @@ def test_static_values_are_keyed_by_type_and_bits():
     assert jitted.trace_count == count + 1
 
 
+def test_static_numpy_scalars_and_namedtuples_are_keyed_by_type_and_bits():
+    Pair = namedtuple("Pair", "a b")
+    x = np.array([1.0, 2.0])
+    div = ft.jit(lambda x, s: x / s, static_argnums=1)
+    with np.errstate(divide="ignore"):
+        assert div(x, np.float64(0.0)).tolist() == [np.inf, np.inf]
+        assert div(x, np.float64(-0.0)).tolist() == [-np.inf, -np.inf]
+    scale = ft.jit(lambda x, s: x * s[0], static_argnums=1)
+    xi = np.array([1, 2])
+    assert scale(xi, Pair(1, len)).dtype == np.int64
+    assert scale(xi, Pair(1.0, len)).dtype == np.float64
+    count = div.trace_count
+    for _ in range(3):
+        div(x, np.float64("nan"))
+    assert div.trace_count == count + 1
+
+
+def test_bound_jitted_method_looks_like_a_bound_method():
+    import inspect
+
+    class Model:
+        @functools.partial(ft.jit, static_argnums=(0, 2))
+        def power(self, x, n):
+            """x to the n."""
+            return x**n
+
+    m = Model()
+    assert str(inspect.signature(m.power)) == "(x, n)"
+    assert m.power == m.power and hash(m.power) == hash(m.power)
+    assert m.power.__doc__ == "x to the n."
+    apply = ft.jit(lambda f, x: f(x, 2), static_argnums=0)
+    for _ in range(3):
+        apply(m.power, np.ones(2))
+    assert apply.trace_count == 1
+
+
 def test_static_specs_accept_none_and_numpy_integers():
     def f(x, n=2):
         return x * n

@@ -329,3 +329,11 @@ def test_unmapped_non_array_leaves_pass_through_at_any_depth():
     np.testing.assert_allclose(got, np.sin(x) + x)
     got = ft.vmap(lambda f, x: f(x), in_axes=None, axis_size=3)(fnp.exp, np.float64(1.0))
     np.testing.assert_allclose(got, np.full(3, np.e))
+
+
+def test_chunk_size_with_axis_size():
+    x = np.arange(7.0)
+    got = ft.vmap(lambda x: x * 2.0, axis_size=7, chunk_size=3)(x)
+    np.testing.assert_array_equal(got, 2.0 * x)
+    got = ft.vmap(lambda a: a + 1.0, in_axes=None, axis_size=7, chunk_size=3)(np.float64(2.0))
+    np.testing.assert_array_equal(got, np.full(7, 3.0))
