@@ -678,3 +678,17 @@ def test_sinc_of_complex_values_under_jit():
     z = np.array([0.5 + 0.1j, 0j, 1e-9 + 1e-9j, -2.0 + 0.5j])
     np.testing.assert_array_equal(ft.jit(fnp.sinc)(z), fnp.sinc(z))
     np.testing.assert_allclose(fnp.sinc(z), np.sinc(z), rtol=1e-15, atol=1e-15)
+
+
+def test_power_operator_of_tracers_is_numpys_operator():
+    # NumPy's ** takes sqrt for 0.5 (its special values and complex bits differ from np.power)
+    x = np.array([-0.0, 0.0, -np.inf, np.inf, np.nan, 2.0, 1e-300])
+    z = np.array([1 + 2j, -3 - 0.5j, 0.25 + 1e-3j])
+    with np.errstate(all="ignore"):
+        for a in (x, z):
+            for e in (0.5, 3, 1, -0.5):
+                want = a**e
+                got = ft.jit(lambda v, e=e: v**e)(a)
+                assert got.dtype == want.dtype and got.tobytes() == want.tobytes(), (a.dtype, e)
+        want = x**-1
+        assert ft.jit(lambda v: v**-1)(x).tobytes() == want.tobytes()

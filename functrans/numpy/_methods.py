@@ -45,6 +45,16 @@ def _array_function(self, func, types, args, kwargs):
 _SUBMODULES = {"numpy.linalg": fnp.linalg, "numpy.fft": fnp.fft}
 
 
+def _operator_power(x, y):
+    """`x ** y` as NumPy's operator computes it: for an inexact x and the Python exponents 0.5
+    and -1 (an int) it takes sqrt and reciprocal, whose special values (and, for complex x,
+    last bits) differ from np.power's; every other case is np.power."""
+    if (type(y) is float and y == 0.5) or (type(y) is int and y == -1):
+        if x.aval.dtype.kind in "fc":
+            return fnp.sqrt(x) if y == 0.5 else fnp.reciprocal(x)
+    return fnp.power(x, y)
+
+
 _METHODS = {
     "__add__": fnp.add,
     "__radd__": _swap(fnp.add),
@@ -56,7 +66,7 @@ _METHODS = {
     "__rtruediv__": _swap(fnp.true_divide),
     "__floordiv__": fnp.floor_divide,
     "__rfloordiv__": _swap(fnp.floor_divide),
-    "__pow__": fnp.power,
+    "__pow__": _operator_power,
     "__rpow__": _swap(fnp.power),
     "__matmul__": fnp.matmul,
     "__rmatmul__": _swap(fnp.matmul),
