@@ -259,9 +259,7 @@ class _BoundJitted:
         return self.jitted.__doc__
 
     def __eq__(self, other):
-        return (
-            type(other) is _BoundJitted and other.jitted is self.jitted and other.obj is self.obj
-        )
+        return type(other) is _BoundJitted and other.jitted is self.jitted and other.obj is self.obj
 
     def __hash__(self):
         return hash((id(self.jitted), id(self.obj)))
