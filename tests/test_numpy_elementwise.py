@@ -692,3 +692,10 @@ def test_power_operator_of_tracers_is_numpys_operator():
                 assert got.dtype == want.dtype and got.tobytes() == want.tobytes(), (a.dtype, e)
         want = x**-1
         assert ft.jit(lambda v: v**-1)(x).tobytes() == want.tobytes()
+    # ** 2 is NumPy's square: z * z for complex z (np.power(z, 2) rounds differently), int8
+    # for booleans
+    for a in (z, x, np.array([True, False]), np.arange(3)):
+        want = a**2
+        got = ft.jit(lambda v: v**2)(a)
+        assert got.dtype == want.dtype and got.tobytes() == want.tobytes(), a.dtype
+    assert fnp.square(z).tobytes() == np.square(z).tobytes()

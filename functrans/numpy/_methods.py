@@ -47,11 +47,13 @@ _SUBMODULES = {"numpy.linalg": fnp.linalg, "numpy.fft": fnp.fft}
 
 def _operator_power(x, y):
     """`x ** y` as NumPy's operator computes it: for an inexact x and the Python exponents 0.5
-    and -1 (an int) it takes sqrt and reciprocal, whose special values (and, for complex x,
-    last bits) differ from np.power's; every other case is np.power."""
+    and -1 (an int) it takes sqrt and reciprocal, and for 2 (an int) square, whose special values
+    (and, for complex x, last bits) differ from np.power's; every other case is np.power."""
     if (type(y) is float and y == 0.5) or (type(y) is int and y == -1):
         if x.aval.dtype.kind in "fc":
             return fnp.sqrt(x) if y == 0.5 else fnp.reciprocal(x)
+    if type(y) is int and y == 2:
+        return fnp.square(x)  # NumPy's square: for complex x, not np.power's bits
     return fnp.power(x, y)
 
 
