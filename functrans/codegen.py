@@ -38,6 +38,7 @@ _ARRAY_TEMPLATES: dict[str, str] = {
 _SCALAR_TEMPLATES: dict[str, str] = {
     **_ARRAY_TEMPLATES,
     "abs": "abs({0})",
+    "reciprocal": "(1.0 / {0})",  # np.reciprocal of a real is the correctly rounded 1 / x
     "eq": "({0} == {1})",
     "ne": "({0} != {1})",
     "lt": "({0} < {1})",

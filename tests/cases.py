@@ -176,6 +176,7 @@ for _name, _draw in [
     ("tan", uniform(-1.0, 1.0)),
     ("tanh", normal),
     ("sqrt", uniform(0.5, 2.0)),
+    ("reciprocal", away_from_zero),
     ("abs", away_from_zero),
 ]:
     add_elementwise(_name, unary_sampler(_draw))

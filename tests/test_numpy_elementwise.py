@@ -699,3 +699,6 @@ def test_power_operator_of_tracers_is_numpys_operator():
         got = ft.jit(lambda v: v**2)(a)
         assert got.dtype == want.dtype and got.tobytes() == want.tobytes(), a.dtype
     assert fnp.square(z).tobytes() == np.square(z).tobytes()
+    # ** -1 of complex values is NumPy's reciprocal (not 1 / z), eagerly and under jit
+    assert fnp.reciprocal(z).tobytes() == np.reciprocal(z).tobytes()
+    assert ft.jit(lambda v: v**-1)(z).tobytes() == (z**-1).tobytes()

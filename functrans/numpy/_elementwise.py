@@ -233,12 +233,12 @@ def _arithmetic_operands(x, y):
 
 def reciprocal(x):
     x = _bool_as_int8(asarray(x))
-    if aval_of(x).dtype.kind not in "fc":
-        # NumPy's integer reciprocal is C integer division 1 / x
-        dtype = aval_of(x).dtype
-        q = tr.trunc(ew.div(_const(_cast(x, np.float64), 1), _cast(x, np.float64)))
-        return _cast(q, dtype)
-    return ew.div(_const(x, 1), x)
+    if aval_of(x).dtype.kind in "fc":
+        return ew.reciprocal(x)
+    # NumPy's integer reciprocal is C integer division 1 / x
+    dtype = aval_of(x).dtype
+    q = tr.trunc(ew.div(_const(_cast(x, np.float64), 1), _cast(x, np.float64)))
+    return _cast(q, dtype)
 
 
 def square(x):

@@ -67,6 +67,8 @@ cos_p = unary("cos", np.cos, deriv=lambda x, y: neg(sin(x)))
 tan_p = unary("tan", np.tan, deriv=lambda x, y: add(full_like(y, 1), mul(y, y)))
 tanh_p = unary("tanh", np.tanh, deriv=lambda x, y: sub(full_like(y, 1), mul(y, y)))
 sqrt_p = unary("sqrt", np.sqrt, deriv=lambda x, y: div(full_like(y, 0.5), y))
+# np.reciprocal: 1 / x for real x, but its own algorithm (other last bits) for complex x
+reciprocal_p = unary("reciprocal", np.reciprocal, deriv=lambda x, y: neg(mul(y, y)))
 
 abs_p = unary("abs", np.abs, out_dtype=_real_dtype)
 
@@ -124,6 +126,10 @@ def tanh(x):
 
 def sqrt(x):
     return sqrt_p.bind(x)
+
+
+def reciprocal(x):
+    return reciprocal_p.bind(x)
 
 
 def abs(x):  # noqa: A001 - the NumPy name
