@@ -240,7 +240,7 @@ def _finish(x: Any, inputs: Sequence[Any] = ()) -> Any:
         if not x.flags.writeable or any(
             type(i) is np.ndarray and np.may_share_memory(x, i) for i in inputs
         ):
-            return x.copy()
+            return x.copy(order="K")  # in the view's memory order, as the value it stands for
     return x
 
 

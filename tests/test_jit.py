@@ -968,3 +968,13 @@ def test_array_subclasses_run_as_plain_arrays():
     m = np.matrix([[1.0, 2.0], [3.0, 4.0]])
     for fn in (fnp.multiply, lambda a, b: fnp.square(a) + b):
         np.testing.assert_array_equal(ft.jit(fn)(m, m), np.asarray(fn(m, m)))
+
+
+def test_outputs_copied_from_views_keep_the_views_memory_order():
+    # a result that is a view of an input is copied (never aliased), in the view's layout
+    x = np.arange(12.0).reshape(3, 4)
+    for f in (lambda x: x.T, lambda x: x):
+        got, want = ft.jit(f)(x), f(x)
+        assert not np.shares_memory(got, x)
+        assert got.flags.c_contiguous == want.flags.c_contiguous
+        assert got.flags.f_contiguous == want.flags.f_contiguous
