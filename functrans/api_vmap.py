@@ -128,6 +128,8 @@ def vmap(
       >>> vmap(lambda x, y: x @ y, in_axes=(0, None))(np.ones((5, 3)), np.ones(3)).shape
       (5,)
     """
+    if chunk_size is not None and (not isinstance(chunk_size, (int, np.integer)) or chunk_size < 1):
+        raise ValueError(f"vmap: chunk_size must be a positive int or None, got {chunk_size!r}")
 
     @functools.wraps(fun)
     def batched(*args, **kwargs):

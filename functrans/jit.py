@@ -252,7 +252,13 @@ class _BoundJitted:
     @property
     def __signature__(self) -> inspect.Signature:
         sig = inspect.signature(self.jitted.fun)
-        return sig.replace(parameters=list(sig.parameters.values())[1:])
+        params = list(sig.parameters.values())
+        if params and params[0].kind in (
+            params[0].POSITIONAL_ONLY,
+            params[0].POSITIONAL_OR_KEYWORD,
+        ):
+            params = params[1:]  # the instance's parameter (*args keeps taking it)
+        return sig.replace(parameters=params)
 
     @property
     def __doc__(self):  # noqa: D105 - the function's, as for a bound method
@@ -265,6 +271,8 @@ class _BoundJitted:
         return hash((id(self.jitted), id(self.obj)))
 
     def __getattr__(self, name):  # trace_count, cache_size, clear_cache, __name__, ...
+        if name in _BoundJitted.__slots__:  # not set yet (copy builds an empty object first)
+            raise AttributeError(name)
         return getattr(self.jitted, name)
 
 
@@ -275,9 +283,13 @@ def _static_key(v: Any) -> Any:
     t = type(v)
     if t is float or t is complex or isinstance(v, np.generic):
         return (t, np.asarray(v).tobytes())
-    if isinstance(v, tuple):
+    if t is tuple or (_is_namedtuple(t) and t.__eq__ is tuple.__eq__):
         return (t, tuple(map(_static_key, v)))
-    return (t, v)
+    return (t, v)  # anything else by its own equality
+
+
+def _is_namedtuple(t: type) -> bool:
+    return issubclass(t, tuple) and hasattr(t, "_fields")
 
 
 _PY_SCALARS = (float, int, bool, complex)

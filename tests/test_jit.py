@@ -978,3 +978,41 @@ def test_outputs_copied_from_views_keep_the_views_memory_order():
         assert not np.shares_memory(got, x)
         assert got.flags.c_contiguous == want.flags.c_contiguous
         assert got.flags.f_contiguous == want.flags.f_contiguous
+
+
+def test_static_tuple_subclasses_with_their_own_equality_keep_it():
+    class Scaled(tuple):
+        def __new__(cls, items, scale):
+            obj = super().__new__(cls, items)
+            obj.scale = scale
+            return obj
+
+        def __eq__(self, other):
+            return tuple.__eq__(self, other) and self.scale == getattr(other, "scale", None)
+
+        def __hash__(self):
+            return hash((tuple(self), self.scale))
+
+    jitted = ft.jit(lambda x, s: x * s.scale, static_argnums=1)
+    x = np.ones(2)
+    assert jitted(x, Scaled((1,), 2.0)).tolist() == [2.0, 2.0]
+    assert jitted(x, Scaled((1,), 3.0)).tolist() == [3.0, 3.0]
+
+
+def test_bound_jitted_methods_signature_copy():
+    import copy
+    import inspect
+
+    class C:
+        @functools.partial(ft.jit, static_argnums=0)
+        def star(*args):
+            return args[1]
+
+        @functools.partial(ft.jit, static_argnums=0)
+        def plain(self, x):
+            return x
+
+    c = C()
+    assert str(inspect.signature(c.star)) == "(*args)"
+    assert str(inspect.signature(c.plain)) == "(x)"
+    assert copy.copy(c.plain) == c.plain and copy.deepcopy(c.plain)(np.ones(1)).tolist() == [1.0]

@@ -337,3 +337,9 @@ def test_chunk_size_with_axis_size():
     np.testing.assert_array_equal(got, 2.0 * x)
     got = ft.vmap(lambda a: a + 1.0, in_axes=None, axis_size=7, chunk_size=3)(np.float64(2.0))
     np.testing.assert_array_equal(got, np.full(7, 3.0))
+
+
+@pytest.mark.parametrize("chunk_size", [0, -1, 1.5])
+def test_chunk_size_must_be_a_positive_int(chunk_size):
+    with pytest.raises(ValueError, match="chunk_size must be a positive int"):
+        ft.vmap(lambda x: x, chunk_size=chunk_size)
