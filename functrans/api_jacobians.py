@@ -144,10 +144,18 @@ def jacfwd(
 
 
 def jacrev(
-    fun: Callable, argnums: Argnums = 0, has_aux: bool = False, chunk_size: int | None = None
+    fun: Callable,
+    argnums: Argnums = 0,
+    has_aux: bool = False,
+    chunk_size: int | None = None,
+    holomorphic: bool = False,
 ) -> Callable:
     """The Jacobian by reverse mode: linearize once, then one vectorised pullback of the
     output basis.
+
+    `holomorphic` is accepted for JAX's signature and changes nothing: pulling back the real
+    output basis gives f'(z) for a holomorphic function, and for complex inputs otherwise the
+    convention of docs/conventions.md.
 
     Returns:
       A function giving blocks of shape `out.shape + in.shape` (nested output tree -> argument

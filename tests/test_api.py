@@ -840,3 +840,10 @@ def test_matrix_arguments_enter_as_plain_arrays():
     assert ft.grad(f)(m).tolist() == (2 * plain).tolist()
     assert ft.jit(f)(m) == ft.vjp(f, m)[0] == f(plain) == 30.0
     assert type(ft.vmap(lambda a: a * a)(m)) is np.ndarray
+
+
+def test_jacrev_takes_holomorphic_as_jax_does():
+    z = np.array([1.0 + 2.0j, -0.5 + 0.1j])
+    want = np.diag(3 * z**2)
+    np.testing.assert_allclose(ft.jacrev(lambda z: z**3, holomorphic=True)(z), want)
+    np.testing.assert_allclose(ft.jacfwd(lambda z: z**3, holomorphic=True)(z), want)
