@@ -247,15 +247,20 @@ def _check_holomorphic(transform: str, avals, holomorphic: bool) -> None:
         )
 
 
-def hessian(fun: Callable, argnums: Argnums = 0, has_aux: bool = False) -> Callable:
-    """The Hessian of a scalar function: forward over reverse (jacfwd of jacrev).
+def hessian(
+    fun: Callable, argnums: Argnums = 0, has_aux: bool = False, holomorphic: bool = False
+) -> Callable:
+    """The Hessian of a scalar function: forward over reverse (jacfwd of jacrev). For complex
+    inputs pass `holomorphic=True` (a holomorphic function: the complex second derivative), as
+    jacfwd needs.
 
     Example:
       >>> hessian(lambda x: fnp.sum(x ** 3))(np.array([1.0, 2.0]))
       array([[ 6.,  0.],
              [ 0., 12.]])
     """
-    return jacfwd(jacrev(fun, argnums, has_aux), argnums, has_aux)
+    inner = jacrev(fun, argnums, has_aux, holomorphic=holomorphic)
+    return jacfwd(inner, argnums, has_aux, holomorphic=holomorphic)
 
 
 def hvp(fun: Callable, primals: Sequence[Any], tangents: Sequence[Any]) -> Any:

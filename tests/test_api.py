@@ -847,3 +847,10 @@ def test_jacrev_takes_holomorphic_as_jax_does():
     want = np.diag(3 * z**2)
     np.testing.assert_allclose(ft.jacrev(lambda z: z**3, holomorphic=True)(z), want)
     np.testing.assert_allclose(ft.jacfwd(lambda z: z**3, holomorphic=True)(z), want)
+
+
+def test_hessian_of_a_holomorphic_function():
+    z = np.array([1.0 + 2.0j, 0.5 - 1.0j])
+    np.testing.assert_allclose(
+        ft.hessian(lambda z: fnp.sum(z**3), holomorphic=True)(z), np.diag(6 * z), rtol=1e-14
+    )
