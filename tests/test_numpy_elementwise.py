@@ -702,3 +702,44 @@ def test_power_operator_of_tracers_is_numpys_operator():
     # ** -1 of complex values is NumPy's reciprocal (not 1 / z), eagerly and under jit
     assert fnp.reciprocal(z).tobytes() == np.reciprocal(z).tobytes()
     assert ft.jit(lambda v: v**-1)(z).tobytes() == (z**-1).tobytes()
+
+
+@pytest.mark.parametrize(
+    "name, big",
+    [
+        ("less", 256),
+        ("greater_equal", -1),
+        ("equal", -1),
+        ("not_equal", 1000),
+        ("greater", 2**70),
+        ("less_equal", -(2**70)),
+        ("add", 255),
+        ("true_divide", 300),
+    ],
+)
+def test_python_ints_beyond_the_dtype_answer_as_numpy(name, big):
+    # comparisons with ints out of the dtype's range are exact, as in NumPy 2; in-range
+    # arithmetic wraps as NumPy's; where and clip take such ints as NumPy does
+    x = np.array([1, 2, 250], np.uint8)
+    want = getattr(np, name)(x, big)
+    fn = lambda x: getattr(fnp, name)(x, big)  # noqa: E731
+    for got in (fn(x), ft.jit(fn)(x), ft.vmap(fn)(x)):
+        assert np.asarray(got).dtype == want.dtype
+        np.testing.assert_array_equal(got, want)
+    c = x > 1
+    np.testing.assert_array_equal(fnp.where(c, x, 300), np.where(c, x, 300))
+    np.testing.assert_array_equal(fnp.clip(x, 0, 300), np.clip(x, 0, 300))
+
+
+@pytest.mark.parametrize(
+    "dtype, big", [(np.int64, 2**63), (np.uint8, 300), (np.int32, -(2**31) - 1)]
+)
+def test_python_ints_out_of_the_dtypes_range_overflow_as_in_numpy(dtype, big):
+    x = np.arange(3, dtype=dtype)
+    for fn in (np.add, np.maximum):
+        with pytest.raises(OverflowError):
+            fn(x, big)
+        with pytest.raises(OverflowError):
+            getattr(fnp, fn.__name__)(x, big)
+        with pytest.raises(OverflowError):
+            ft.jit(lambda x, fn=fn: getattr(fnp, fn.__name__)(x, big))(x)

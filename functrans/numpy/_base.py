@@ -49,6 +49,30 @@ def result_dtype(*args: Any) -> np.dtype:
     return np.result_type(*[a if isinstance(a, _PY_SCALARS) else dtype_of(a) for a in args])
 
 
+def int_out_of_range(args: Sequence[Any]) -> tuple[int, np.dtype] | None:
+    """(the int, the dtype) when a Python int among `args` does not fit the integer dtype of the
+    array operands (NumPy 2's weak ints: a ufunc raises OverflowError, a comparison is exact)."""
+    ints = [a for a in args if type(a) is int]
+    if not ints or len(ints) == len(args):
+        return None
+    dtypes = [dtype_of(a) for a in args if type(a) is not int]
+    if any(d.kind not in "biu" for d in dtypes):  # floating point: every int converts
+        return None
+    dtype = np.result_type(*dtypes)
+    if dtype.kind == "b":
+        dtype = np.dtype(np.int64)  # booleans meet Python ints in the default integer
+    lo, hi = _INT_RANGES.get(dtype) or _INT_RANGES.setdefault(
+        dtype, (int(np.iinfo(dtype).min), int(np.iinfo(dtype).max))
+    )
+    for a in ints:
+        if not lo <= a <= hi:
+            return a, dtype
+    return None
+
+
+_INT_RANGES: dict[np.dtype, tuple[int, int]] = {}
+
+
 def promote(*args: Any, to_inexact: bool = False) -> list[Any]:
     """Convert operands to their common dtype (floating point if `to_inexact`)."""
     dtype = result_dtype(*args)
@@ -130,6 +154,8 @@ def promote_and_broadcast(*args: Any, to_inexact: bool = False) -> Sequence[Any]
                 else a
                 for a in args
             ]
+    if not to_inexact and (bad := int_out_of_range(args)) is not None:
+        raise OverflowError(f"Python integer {bad[0]} out of bounds for {bad[1]}")
     return broadcast_all(*promote(*args, to_inexact=to_inexact))
 
 

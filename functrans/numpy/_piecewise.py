@@ -17,6 +17,7 @@ from functrans.numpy._base import (
     as_bool,
     asarray,
     broadcast_all,
+    int_out_of_range,
     promote_and_broadcast,
     result_dtype,
 )
@@ -114,6 +115,18 @@ def clip(a, a_min=_NO_VALUE, a_max=_NO_VALUE, *, min=None, max=None):  # noqa: A
     """
     lo = min if a_min is _NO_VALUE or a_min is None else a_min
     hi = max if a_max is _NO_VALUE or a_max is None else a_max
+    # a Python-int bound beyond a's integer range: one that cannot bind is dropped, one that
+    # would bind everything is NumPy's OverflowError
+    if type(lo) is int and (bad := int_out_of_range((a, lo))) is not None:
+        if lo < np.iinfo(bad[1]).min:
+            lo = None
+        else:
+            raise OverflowError(f"Python integer {lo} out of bounds for {bad[1]}")
+    if type(hi) is int and (bad := int_out_of_range((a, hi))) is not None:
+        if hi > np.iinfo(bad[1]).max:
+            hi = None
+        else:
+            raise OverflowError(f"Python integer {hi} out of bounds for {bad[1]}")
     if lo is None and hi is None:
         return _copy(asarray(a))
     present = [v for v in (a, lo, hi) if v is not None]
@@ -132,28 +145,43 @@ def clip(a, a_min=_NO_VALUE, a_max=_NO_VALUE, *, min=None, max=None):  # noqa: A
 # Comparisons and logic: boolean outputs, no derivatives
 
 
+def _compare(op: str, x, y):
+    """x <op> y; against a Python int out of the other operand's integer range the answer is
+    known, and exact as in NumPy 2 (converting the int would wrap or overflow)."""
+    bad = int_out_of_range((x, y))
+    if bad is None:
+        return getattr(ew, op)(*promote_and_broadcast(x, y))
+    big, dtype = bad
+    other = y if type(x) is int else x
+    if type(x) is int:  # big <op> y is y <flipped op> big
+        op = {"lt": "gt", "le": "ge", "gt": "lt", "ge": "le"}.get(op, op)
+    above = big > np.iinfo(dtype).max  # every element is below big
+    value = {"eq": False, "ne": True}.get(op, above if op in ("lt", "le") else not above)
+    return np.full(aval_of(asarray(other)).shape, value)
+
+
 def equal(x, y):
-    return ew.eq(*promote_and_broadcast(x, y))
+    return _compare("eq", x, y)
 
 
 def not_equal(x, y):
-    return ew.ne(*promote_and_broadcast(x, y))
+    return _compare("ne", x, y)
 
 
 def less(x, y):
-    return ew.lt(*promote_and_broadcast(x, y))
+    return _compare("lt", x, y)
 
 
 def less_equal(x, y):
-    return ew.le(*promote_and_broadcast(x, y))
+    return _compare("le", x, y)
 
 
 def greater(x, y):
-    return ew.gt(*promote_and_broadcast(x, y))
+    return _compare("gt", x, y)
 
 
 def greater_equal(x, y):
-    return ew.ge(*promote_and_broadcast(x, y))
+    return _compare("ge", x, y)
 
 
 def logical_and(x, y):
