@@ -145,43 +145,35 @@ def clip(a, a_min=_NO_VALUE, a_max=_NO_VALUE, *, min=None, max=None):  # noqa: A
 # Comparisons and logic: boolean outputs, no derivatives
 
 
-def _compare(op: str, x, y):
-    """x <op> y; against a Python int out of the other operand's integer range the answer is
-    known, and exact as in NumPy 2 (converting the int would wrap or overflow)."""
-    bad = int_out_of_range((x, y))
-    if bad is None:
-        return getattr(ew, op)(*promote_and_broadcast(x, y))
-    big, dtype = bad
-    other = y if type(x) is int else x
-    if type(x) is int:  # big <op> y is y <flipped op> big
-        op = {"lt": "gt", "le": "ge", "gt": "lt", "ge": "le"}.get(op, op)
-    above = big > np.iinfo(dtype).max  # every element is below big
-    value = {"eq": False, "ne": True}.get(op, above if op in ("lt", "le") else not above)
-    return np.full(aval_of(asarray(other)).shape, value)
+def _comparison(op: str, prim_fn, name: str):
+    """fnp's comparison `name`, x <op> y. Against a Python int beyond the other operand's
+    integer range the answer is known, and exact as in NumPy 2 (converting the int would wrap
+    or overflow)."""
+
+    def compare(x, y):
+        bad = int_out_of_range((x, y))
+        if bad is None:
+            return prim_fn(*promote_and_broadcast(x, y))
+        big, dtype = bad
+        flipped = op
+        if type(x) is int:  # big <op> y is y <flipped op> big
+            flipped = {"lt": "gt", "le": "ge", "gt": "lt", "ge": "le"}.get(op, op)
+        above = big > np.iinfo(dtype).max  # every element is below big
+        value = {"eq": False, "ne": True}.get(
+            flipped, above if flipped in ("lt", "le") else not above
+        )
+        return np.full(aval_of(asarray(y if type(x) is int else x)).shape, value)
+
+    compare.__name__ = name
+    return compare
 
 
-def equal(x, y):
-    return _compare("eq", x, y)
-
-
-def not_equal(x, y):
-    return _compare("ne", x, y)
-
-
-def less(x, y):
-    return _compare("lt", x, y)
-
-
-def less_equal(x, y):
-    return _compare("le", x, y)
-
-
-def greater(x, y):
-    return _compare("gt", x, y)
-
-
-def greater_equal(x, y):
-    return _compare("ge", x, y)
+equal = _comparison("eq", ew.eq, "equal")
+not_equal = _comparison("ne", ew.ne, "not_equal")
+less = _comparison("lt", ew.lt, "less")
+less_equal = _comparison("le", ew.le, "less_equal")
+greater = _comparison("gt", ew.gt, "greater")
+greater_equal = _comparison("ge", ew.ge, "greater_equal")
 
 
 def logical_and(x, y):
