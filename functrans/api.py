@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from functrans import tree_util
+from functrans import eager, tree_util
 from functrans.core import (
     Tracer,
     Zero,
@@ -431,6 +431,16 @@ def value_and_grad(fun: Callable, argnums: Argnums = 0, has_aux: bool = False) -
       >>> value_and_grad(lambda x: x ** 2)(3.0)
       (9.0, 6.0)
     """
+    return eager.cached(
+        _value_and_grad(fun, argnums, has_aux),
+        fun,
+        "value_and_grad",
+        (argnums, has_aux),
+        lambda g: value_and_grad(g, argnums, has_aux),
+    )
+
+
+def _value_and_grad(fun: Callable, argnums: Argnums, has_aux: bool) -> Callable:
     single = isinstance(argnums, int)
 
     @functools.wraps(fun)
@@ -494,7 +504,7 @@ def grad(fun: Callable, argnums: Argnums = 0, has_aux: bool = False) -> Callable
       >>> grad(lambda x: fnp.sin(x) * x)(0.5)   # cos(0.5) * 0.5 + sin(0.5)
       0.9182...
     """
-    value_and_grad_fun = value_and_grad(fun, argnums, has_aux)
+    value_and_grad_fun = _value_and_grad(fun, argnums, has_aux)
 
     @functools.wraps(fun)
     def grad_fun(*args, **kwargs):
@@ -503,7 +513,9 @@ def grad(fun: Callable, argnums: Argnums = 0, has_aux: bool = False) -> Callable
             return g, aux
         return value_and_grad_fun(*args, **kwargs)[1]
 
-    return grad_fun
+    return eager.cached(
+        grad_fun, fun, "grad", (argnums, has_aux), lambda g: grad(g, argnums, has_aux)
+    )
 
 
 def linear_transpose(fun: Callable, *primals: Any) -> Callable:

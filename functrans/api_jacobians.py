@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from functrans import tree_util
+from functrans import eager, tree_util
 from functrans.api import Argnums, _finish, _flat_fun, _Partial, grad, jvp, jvp_flat
 from functrans.api_vmap import vmap_flat
 from functrans.core import ShapedArray, aval_of, instantiate
@@ -140,7 +140,13 @@ def jacfwd(
         jac = _nest(blocks, partial, store["out_tree"], single)
         return (jac, store["aux"]) if has_aux else jac
 
-    return jacfun
+    return eager.cached(
+        jacfun,
+        fun,
+        "jacfwd",
+        (argnums, has_aux, chunk_size, holomorphic),
+        lambda g: jacfwd(g, argnums, has_aux, chunk_size, holomorphic),
+    )
 
 
 def jacrev(
@@ -178,7 +184,13 @@ def jacrev(
         jac = _reverse(lin, partial, store["out_tree"], single, chunk_size)
         return (jac, aux) if has_aux else jac
 
-    return jacfun
+    return eager.cached(
+        jacfun,
+        fun,
+        "jacrev",
+        (argnums, has_aux, chunk_size, holomorphic),
+        lambda g: jacrev(g, argnums, has_aux, chunk_size, holomorphic),
+    )
 
 
 def _reverse(lin, partial, out_tree, single, chunk_size):
@@ -231,7 +243,13 @@ def jacobian(
         jac = mode(lin, partial, store["out_tree"], single, chunk_size)
         return (jac, aux) if has_aux else jac
 
-    return jacfun
+    return eager.cached(
+        jacfun,
+        fun,
+        "jacobian",
+        (argnums, has_aux, chunk_size),
+        lambda g: jacobian(g, argnums, has_aux, chunk_size),
+    )
 
 
 def _complex(avals) -> bool:

@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from functrans import tree_util
+from functrans import eager, tree_util
 from functrans.api import _as_array, _finish
 from functrans.core import Tracer, _current_trace, aval_of, transform_scope
 from functrans.errors import BatchingError, TreeStructureError
@@ -203,7 +203,13 @@ def vmap(
         ]
         return results[0] if out_tree is None else tree_util.tree_unflatten(out_tree, results)
 
-    return batched
+    return eager.cached(
+        batched,
+        fun,
+        "vmap",
+        (in_axes, out_axes, axis_size, chunk_size),
+        lambda g: vmap(g, in_axes, out_axes, axis_size, chunk_size),
+    )
 
 
 def _batch_size(flat_args, dims, args, axis_size) -> int:

@@ -3,6 +3,9 @@
 Flags:
 - `debug_nans` (default False): raise `NonFiniteError` at the first primitive that produces a
   NaN or inf from finite inputs, in any transformation (see functrans.debug).
+- `eager_cache` (default True): eager transformations (`grad(f)(x)` outside jit) record `f`'s
+  operations on each call and run a compiled transformation of a program seen before (see
+  functrans.eager and docs/performance.md). Off: every call interprets the transformation anew.
 Flags are process-wide (not per thread).
 """
 
@@ -14,13 +17,14 @@ from typing import Any
 
 from functrans import core
 
-_FLAGS: dict[str, Any] = {"debug_nans": False}
+_FLAGS: dict[str, Any] = {"debug_nans": False, "eager_cache": True}
 
 
 def _apply() -> None:
-    from functrans import debug
+    from functrans import debug, eager
 
     core.output_check = debug.check_nonfinite if _FLAGS["debug_nans"] else None
+    eager._ENABLED[0] = _FLAGS["eager_cache"]
 
 
 def update(name: str, value: Any) -> None:
