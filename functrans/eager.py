@@ -37,9 +37,8 @@ from typing import Any
 import numpy as np
 
 from functrans import core, tree_util
-from functrans.core import ShapedArray, Tracer, _current_trace, eval_trace, run_impl
+from functrans.core import ShapedArray, Trace, Tracer, _current_trace, _shaped, eval_trace, run_impl
 from functrans.errors import ConcretizationError
-from functrans.interpreters.staging import StagingTrace, StagingTracer
 from functrans.ir import ClosedJaxpr, Eqn, Jaxpr, Literal, Var, eval_jaxpr
 
 COMPILE_AT = 3  # the sighting of one program at which its transformation is compiled
@@ -145,6 +144,15 @@ class _Compiled:
 _EAGER_ONLY = object()  # a program that is not compiled (Python functions in it, or it differed)
 
 
+_FLAT_TYPES = frozenset((np.ndarray, float, int, np.float64, np.float32))
+
+
+@functools.lru_cache(maxsize=32)
+def _flat_tree(n: int):
+    """The tree of (n positional leaves, no keywords)."""
+    return tree_util.tree_flatten((tuple(range(n)), {}))[1]
+
+
 def _signature(leaves: list) -> tuple | None:
     sig = []
     for x in leaves:
@@ -171,7 +179,10 @@ def _call(chain: _Chain, body: Callable, args: tuple, kwargs: dict) -> Any:
         table = _ENTRIES.get(weak_key)
     except TypeError:  # not weakly referenceable (a builtin): nothing to key the cache on
         return body(*args, **kwargs)
-    leaves, tree = tree_util.tree_flatten((args, kwargs))
+    if not kwargs and all(type(a) in _FLAT_TYPES for a in args):  # the common case
+        leaves, tree = list(args), _flat_tree(len(args))
+    else:
+        leaves, tree = tree_util.tree_flatten((args, kwargs))
     sig = _signature(leaves)
     if sig is None:
         return body(*args, **kwargs)
@@ -215,14 +226,13 @@ def _first_call(chain, entry: _Entry, args, kwargs, leaves, tree) -> Any:
                 entry.ok = False
                 return chain.fun(*fargs, **fkwargs)
         try:
-            jaxpr, consts, out_tree = _record(chain, tree, fleaves, traced, avals, values)
+            rec = _record(chain, tree, fleaves, traced, avals, values)
         except Exception:  # the recording cannot stand in for f: f itself, eagerly
             entry.ok = False
             return chain.fun(*fargs, **fkwargs)
         entry.traced, entry.avals, entry.concrete = traced, avals, concrete
-        pkey = _program_key(jaxpr, consts, out_tree)
-        entry.programs[pkey] = 1 if pkey[0] else _EAGER_ONLY
-        return _replay(jaxpr, consts, out_tree, [fleaves[i] for i in traced])
+        entry.programs[rec.key] = 1 if rec.key[0] else _EAGER_ONLY
+        return _replay(rec, rec.consts, [fleaves[i] for i in traced])
 
     out = chain.rebuild(_like(chain.fun, recorded_fun))(*args, **kwargs)
     if len(calls) != 1:
@@ -236,20 +246,20 @@ def _later_call(chain, body, entry: _Entry, args, kwargs, leaves, tree) -> Any:
         for i, c in zip(entry.traced, entry.concrete)
     ]
     try:
-        jaxpr, consts, out_tree = _record(chain, tree, leaves, entry.traced, entry.avals, values)
+        rec = _record(chain, tree, leaves, entry.traced, entry.avals, values)
     except Exception:
         # f as the ordinary eager path runs it: its own error, or (if it succeeds) a function
         # this recording cannot stand in for
         out = body(*args, **kwargs)
         entry.ok = False
         return out
-    pkey = _program_key(jaxpr, consts, out_tree)
+    pkey = rec.key
     seen = entry.programs.get(pkey)
     if type(seen) is _Compiled and _RAISING.isdisjoint(np.geterr().values()):
         # (jit's Python-float programs do not consult np.errstate: where floating-point errors
         # raise, the transformation runs eagerly)
-        return seen.run(*consts, *map(_as_input, leaves))
-    eager = functools.partial(_eagerly, chain, jaxpr, consts, out_tree, entry.traced, args, kwargs)
+        return seen.run(*rec.consts, *map(_as_input, leaves))
+    eager = functools.partial(_eagerly, chain, rec, entry.traced, args, kwargs)
     if seen is None:
         if len(entry.programs) >= MAX_PROGRAMS:  # a new program on most calls: stop recording
             entry.ok = False
@@ -262,14 +272,14 @@ def _later_call(chain, body, entry: _Entry, args, kwargs, leaves, tree) -> Any:
         entry.programs[pkey] = seen + 1
         return eager()
     out = eager()
-    entry.programs[pkey] = _compile(chain, jaxpr, consts, out_tree, entry.traced, tree, leaves, out)
+    entry.programs[pkey] = _compile(chain, rec, entry.traced, tree, leaves, out)
     return out
 
 
-def _eagerly(chain, jaxpr, consts, out_tree, traced, args, kwargs) -> Any:
+def _eagerly(chain, rec: _Recording, traced, args, kwargs) -> Any:
     def recorded_fun(*fargs, **fkwargs):
         fleaves = tree_util.tree_flatten((fargs, fkwargs))[0]
-        return _replay(jaxpr, consts, out_tree, [fleaves[i] for i in traced])
+        return _replay(rec, rec.consts, [fleaves[i] for i in traced])
 
     return chain.rebuild(_like(chain.fun, recorded_fun))(*args, **kwargs)
 
@@ -282,20 +292,22 @@ def _like(fun: Callable, recorded_fun: Callable) -> Callable:
         return recorded_fun
 
 
-def _replay(jaxpr: Jaxpr, consts: list, out_tree, inputs: list) -> Any:
-    return tree_util.tree_unflatten(out_tree, eval_jaxpr(jaxpr, consts, *inputs))
+def _replay(rec: _Recording, consts: list, inputs: list) -> Any:
+    return tree_util.tree_unflatten(rec.out_tree, eval_jaxpr(rec.jaxpr, consts, *inputs))
 
 
 def _as_input(x: Any) -> Any:
     return np.asarray(x) if type(x) in _PY_SCALARS else x
 
 
-def _compile(chain, jaxpr, consts, out_tree, traced, tree, leaves, expected) -> Any:
+def _compile(chain, rec: _Recording, traced, tree, leaves, expected) -> Any:
     """The transformation of the recorded program, staged and compiled by jit with the
     program's constants as arguments; _EAGER_ONLY unless it reproduces `expected` bit for bit."""
     from functrans.jit import Jitted
 
-    n = len(consts)
+    n = len(rec.consts)
+    rec.jaxpr  # noqa: B018 - built now: `rec.trace` is then no longer needed
+    rec.trace = None
 
     def staged(*flat):
         cs, xs = flat[:n], flat[n:]
@@ -303,11 +315,13 @@ def _compile(chain, jaxpr, consts, out_tree, traced, tree, leaves, expected) -> 
 
         def recorded_fun(*fargs, **fkwargs):
             fleaves = tree_util.tree_flatten((fargs, fkwargs))[0]
-            return _replay(jaxpr, cs, out_tree, [fleaves[i] for i in traced])
+            return _replay(rec, cs, [fleaves[i] for i in traced])
 
         return chain.rebuild(_like(chain.fun, recorded_fun))(*args, **kwargs)
 
     program = Jitted(staged, (), ())
+    consts = rec.consts
+    rec.consts = None  # the program takes each call's constants: it holds none of its own
     try:
         got = program(*consts, *map(_as_input, leaves))
     except Exception:
@@ -363,109 +377,230 @@ class _Unreproducible(Exception):
     """The recording cannot reproduce what the eager transformation would do here."""
 
 
-class RecordingTracer(StagingTracer):
-    __slots__ = ()
+class RecordingTracer(Tracer):
+    """A value of the user's function being recorded: its number in the recording and its
+    abstract value."""
+
+    __slots__ = ("idx", "aval")
+
+    def __init__(self, trace: RecordingTrace, idx: int, aval: ShapedArray):
+        self._trace = trace
+        self.idx = idx
+        self.aval = aval
 
     def to_concrete(self, what: str):
-        return self._trace.value_of(self.ir_var, what)
+        return self._trace.value_of(self.idx, what)
 
 
-class RecordingTrace(StagingTrace):
-    """Stages `f`'s operations like make_jaxpr, and computes a value on demand (for bool(),
-    int(), indexing) from the arguments' values where they are known."""
+class RecordingTrace(Trace):
+    """Records `f`'s operations as cheaply as it can: each value is a number (the arguments
+    first, then constants and results in order of appearance), each operation a record, and the
+    program's key is written as it goes. The program itself is built only when it is needed
+    (`to_jaxpr`). A value is computed on demand (for bool(), int(), indexing) from the
+    arguments' values where they are known."""
 
-    __slots__ = ("values", "depends", "producers", "seen", "kind")
+    __slots__ = (
+        "n", "keys", "records", "consts", "const_ids", "avals", "n_in", "opaque", "kind",
+        "values", "depends", "producers", "seen",
+    )  # fmt: skip
 
     def __init__(self, parent, kind: str):
         super().__init__(parent)
         self.kind = kind  # what the eager transformation's own trace is called, for messages
-        self.values: dict[Var, Any] = {}  # computed on demand; None: not known (batched)
-        self.depends: dict[Var, bool] = {}  # whether a computed value depends on an argument
-        self.producers: dict[Var, Any] = {}
+        self.n = 0  # numbers handed out
+        self.keys: list = []  # the program key: one item per constant and per operation
+        self.records: list = []  # (prim, params, inputs, literals, out avals, first output)
+        self.consts: list = []
+        self.const_ids: dict[int, int] = {}  # id(array) -> its number
+        self.avals: dict[int, ShapedArray] = {}  # of the arguments and constants
+        self.n_in = 0
+        self.opaque = False  # a param is a Python object whose behaviour is not recorded
+        self.values: dict[int, Any] = {}  # computed on demand; None: not known (batched)
+        self.depends: dict[int, bool] = {}  # whether a computed value depends on an argument
+        self.producers: dict[int, int] = {}
         self.seen = 0
 
-    def new_recorded(self, aval: ShapedArray, value: Any) -> RecordingTracer:
-        v = Var(aval)
-        self.invars.append(v)
-        self.values[v] = value
-        self.depends[v] = True
-        return RecordingTracer(self, v)
+    def new_arg(self, aval: ShapedArray, value: Any) -> RecordingTracer:
+        i = self.n
+        self.n = self.n_in = i + 1
+        self.avals[i] = aval
+        self.values[i] = value
+        self.depends[i] = True
+        return RecordingTracer(self, i, aval)
 
-    def to_atom(self, x: Any) -> Var | Literal:
-        if type(x) is RecordingTracer and x._trace is self:
-            return x.ir_var
-        return StagingTrace.to_atom(self, x)
+    def _atom(self, x: Any) -> tuple[Any, Any]:
+        """(key, atom) of a value this trace does not own: a constant's number, or a literal."""
+        if isinstance(x, Tracer):
+            self.check_foreign(x)  # a leaked tracer (nothing encloses a top-level recording)
+            raise _Unreproducible("a tracer from another transformation")
+        if type(x) is not np.ndarray:  # scalars are inline
+            lit = Literal(x)
+            return (x.hex() if type(x) is float else _literal_key(lit)), lit
+        if not x.ndim:  # so are 0-d arrays, by value
+            lit = Literal(x.copy())
+            return _literal_key(lit), lit
+        i = self.const_ids.get(id(x))
+        if i is None:
+            i = self.const_ids[id(x)] = self.n
+            self.n += 1
+            self.avals[i] = _shaped(x.shape, x.dtype)
+            self.consts.append(x)  # also keeps x alive, so its id stays unique
+            self.values[i] = x
+            self.depends[i] = False
+            self.keys.append(("const", x.shape, x.dtype))
+        return i, i
 
-    def stage(self, prim, args, params):
-        inputs = []
+    def process_primitive(self, prim, args, params):
+        ins = []
         avals = []
-        for x in args:
-            a = x.ir_var if type(x) is RecordingTracer and x._trace is self else self.to_atom(x)
-            inputs.append(a)
-            avals.append(a.aval)
+        lits = None
+        for j, x in enumerate(args):
+            if type(x) is RecordingTracer and x._trace is self:
+                ins.append(x.idx)
+                avals.append(x.aval)
+            else:
+                k, a = self._atom(x)
+                ins.append(k)
+                if type(a) is Literal:
+                    avals.append(a.aval)
+                    if lits is None:
+                        lits = []
+                    lits.append((j, a))
+                else:
+                    avals.append(self.avals[a])
         out = prim.abstract_eval(*avals, **params)
+        first = self.n
         if prim.multiple_results:
-            outputs = [Var(a) for a in out]
-            tracers = [RecordingTracer(self, v) for v in outputs]
+            self.n += len(out)
+            tracers = [RecordingTracer(self, first + k, a) for k, a in enumerate(out)]
         else:
-            outputs = [Var(out)]
-            tracers = RecordingTracer(self, outputs[0])
-        self.eqns.append(Eqn(prim, inputs, params, outputs))
+            self.n += 1
+            tracers = RecordingTracer(self, first, out)
+        if params:
+            pk = tuple([(k, _param_key(v, self)) for k, v in params.items()])
+        else:
+            pk = ()
+        self.keys.append((prim, pk, tuple(ins)))
+        self.records.append((prim, params, ins, lits, out, first))
         return tracers
 
-    def value_of(self, var: Var, what: str) -> Any:
+    def finish(self, outs: list) -> tuple:
+        """The outputs' numbers or literals, and their atoms."""
+        keys, atoms = [], []
+        for x in outs:
+            if type(x) is RecordingTracer and x._trace is self:
+                keys.append(x.idx)
+                atoms.append(x.idx)
+            else:
+                k, a = self._atom(x)
+                keys.append(k)
+                atoms.append(a)
+        return tuple(keys), atoms
+
+    def to_jaxpr(self, out_atoms: list) -> Jaxpr:
+        """The recorded program (its constvars are this trace's constants, in order)."""
+        vs: dict[int, Var] = {}
+        invars = []
+        for i in range(self.n_in):
+            v = vs[i] = Var(self.avals[i])
+            invars.append(v)
+        constvars = []
+        for i in self.const_ids.values():
+            v = vs[i] = Var(self.avals[i])
+            constvars.append(v)
+        eqns = []
+        for prim, params, ins, lits, out, first in self.records:
+            inputs = [vs.get(k) if type(k) is int else None for k in ins]
+            if lits is not None:
+                for j, lit in lits:
+                    inputs[j] = lit
+            if prim.multiple_results:
+                outputs = [Var(a) for a in out]
+            else:
+                outputs = [Var(out)]
+            for k, v in enumerate(outputs):
+                vs[first + k] = v
+            eqns.append(Eqn(prim, inputs, params, outputs))
+        outvars = [vs[a] if type(a) is int else a for a in out_atoms]
+        return Jaxpr(constvars, invars, eqns, outvars)
+
+    def value_of(self, idx: int, what: str) -> Any:
         if not self.alive:
             raise _Unreproducible(what)
-        for eqn in self.eqns[self.seen :]:
-            for o in eqn.outputs:
-                self.producers[o] = eqn
-        self.seen = len(self.eqns)
-        for v, c in zip(self.constvars, self.consts):
-            if v not in self.depends:
-                self.values[v] = c
-                self.depends[v] = False
-        value, depends = self._compute(var)
+        for r in range(self.seen, len(self.records)):
+            prim, _, _, _, out, first = self.records[r]
+            for k in range(len(out) if prim.multiple_results else 1):
+                self.producers[first + k] = r
+        self.seen = len(self.records)
+        value, depends = self._compute(idx)
         if what in ("float()", "complex()") and depends:
             # eagerly, float() of a value being differentiated is an error
             raise _Unreproducible(what)
         return value
 
-    def _compute(self, var: Var) -> tuple[Any, bool]:
+    def _compute(self, idx: int) -> tuple[Any, bool]:
         values, depends = self.values, self.depends
-        stack = [var]
+        stack = [idx]
         while stack:
-            v = stack[-1]
-            if v in depends:
+            i = stack[-1]
+            if i in depends:
                 stack.pop()
                 continue
-            eqn = self.producers[v]
-            todo = [a for a in eqn.inputs if type(a) is Var and a not in depends]
+            prim, params, ins, lits, out, first = self.records[self.producers[i]]
+            todo = [k for k in ins if type(k) is int and k not in depends]
             if todo:
                 stack.extend(todo)
                 continue
-            ins = [values[a] if type(a) is Var else a.val for a in eqn.inputs]
-            if any(x is None for x in ins):
+            args = [values.get(k) if type(k) is int else None for k in ins]
+            if lits is not None:
+                for j, lit in lits:
+                    args[j] = lit.val
+            if any(a is None for a in args):
                 raise _Unreproducible("the value of a batched argument")
-            outs = run_impl(eqn.prim, ins, eqn.params)
-            dep = any(depends[a] for a in eqn.inputs if type(a) is Var)
-            for o, x in zip(eqn.outputs, outs if eqn.prim.multiple_results else [outs]):
-                values[o] = x
-                depends[o] = dep
-        if values[var] is None:
+            outs = run_impl(prim, args, params)
+            dep = any(depends[k] for k in ins if type(k) is int)
+            for k, x in enumerate(outs if prim.multiple_results else [outs]):
+                values[first + k] = x
+                depends[first + k] = dep
+        if values[idx] is None:
             raise _Unreproducible("the value of a batched argument")
-        return values[var], depends[var]
+        return values[idx], depends[idx]
 
 
 _KINDS = {"vmap": "BatchTrace"}  # the others differentiate: forward mode, to the user
 
 
-def _record(chain, tree, leaves, traced, avals, values) -> tuple[Jaxpr, list, Any]:
+class _Recording:
+    """One call's recording: the program key, the constants, and (built on demand) the
+    program."""
+
+    __slots__ = ("trace", "key", "consts", "out_tree", "out_atoms", "_jaxpr")
+
+    def __init__(self, trace: RecordingTrace, outs: list, out_tree):
+        out_keys, self.out_atoms = trace.finish(outs)
+        self.trace = trace
+        self.consts = trace.consts
+        self.out_tree = out_tree
+        self.key = (not trace.opaque, tuple(trace.keys), out_keys, out_tree)
+        self._jaxpr = None
+
+    @property
+    def jaxpr(self) -> Jaxpr:
+        if self._jaxpr is None:
+            self._jaxpr = self.trace.to_jaxpr(self.out_atoms)
+        return self._jaxpr
+
+
+def _record(chain, tree, leaves, traced, avals, values) -> _Recording:
     fun = chain.fun
     trace = RecordingTrace(eval_trace, _KINDS.get(chain.descr[-1][0], "JVPTrace"))
     flat = list(leaves)
     for i, aval, value in zip(traced, avals, values):
-        flat[i] = trace.new_recorded(aval, value)
-    fargs, fkwargs = tree_util.tree_unflatten(tree, flat)
+        flat[i] = trace.new_arg(aval, value)
+    if tree is _flat_tree(len(flat)):
+        fargs, fkwargs = flat, {}
+    else:
+        fargs, fkwargs = tree_util.tree_unflatten(tree, flat)
     token = _current_trace.set(trace)
     try:
         out = fun(*fargs, **fkwargs)
@@ -473,8 +608,7 @@ def _record(chain, tree, leaves, traced, avals, values) -> tuple[Jaxpr, list, An
         _current_trace.reset(token)
         trace.alive = False
     outs, out_tree = tree_util.tree_flatten(out)
-    jaxpr, consts = trace.to_jaxpr(outs)
-    return jaxpr, consts, out_tree
+    return _Recording(trace, outs, out_tree)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -496,71 +630,62 @@ class _Opaque:
         return id(self.obj)
 
 
-def _program_key(jaxpr: Jaxpr, consts: list, out_tree) -> tuple:
-    """(compilable, key): the program's structure with every literal and param by value (floats
-    by their bits), its constants by shape and dtype only (they are inputs)."""
-    flags = [True]
-    body = _jaxpr_key(jaxpr, flags)
-    return (flags[0], body, out_tree)
-
-
-def _jaxpr_key(jaxpr: Jaxpr, flags: list) -> tuple:
-    ids: dict[Var, int] = {}
-    for v in jaxpr.constvars:
-        ids[v] = len(ids)
-    for v in jaxpr.invars:
-        ids[v] = len(ids)
-    n = len(ids)
-    eqns = []
-    for eqn in jaxpr.eqns:
-        ins = []
-        for a in eqn.inputs:
-            if type(a) is Var:
-                ins.append(ids[a])
-            elif type(a.val) is float:  # the common literal, by its bits (0.0 is not -0.0)
-                ins.append(a.val.hex())
-            else:
-                ins.append(_literal_key(a))
-        params = eqn.params
-        pk = tuple([(k, _param_key(v, flags)) for k, v in params.items()]) if params else ()
-        eqns.append((eqn.prim, pk, tuple(ins)))
-        for o in eqn.outputs:
-            ids[o] = n
-            n += 1
-    outs = tuple(ids[a] if type(a) is Var else _literal_key(a) for a in jaxpr.outvars)
-    return (
-        tuple([(v.aval.shape, v.aval.dtype) for v in jaxpr.constvars]),
-        tuple([(v.aval.shape, v.aval.dtype) for v in jaxpr.invars]),
-        tuple(eqns),
-        outs,
-    )
-
-
 def _literal_key(a: Literal) -> tuple:
     v = a.val
     return ("lit", type(v), a.aval.dtype.str, np.asarray(v).tobytes())
 
 
-def _param_key(v: Any, flags: list) -> Any:
+def _param_key(v: Any, trace: RecordingTrace) -> Any:
+    """A param by value: every value with its type (1, 1.0 and True differ), floats by their
+    bits (0.0 and -0.0 differ), programs by their structure; anything else by identity, which
+    marks the recording as not compilable."""
     t = type(v)
+    if t is tuple:
+        for x in v:
+            if type(x) is not int:
+                return (t, tuple([_param_key(x, trace) for x in v]))
+        return v  # the common case: a tuple of ints (axes, a shape) stands for itself
     if t is float or t is complex or isinstance(v, np.generic):
         return (t, np.asarray(v).tobytes())
     if v is None or t in (bool, int, str):
         return (t, v)
-    if t is tuple or t is list:
-        return (t, tuple(_param_key(x, flags) for x in v))
+    if t is list:
+        return (t, tuple([_param_key(x, trace) for x in v]))
     if isinstance(v, np.dtype):
         return ("dtype", v.str)
     if t is Jaxpr:
-        return ("jaxpr", _jaxpr_key(v, flags))
+        return ("jaxpr", _jaxpr_key(v, trace))
     if t is ClosedJaxpr:
-        return ("closed", _jaxpr_key(v.jaxpr, flags), tuple(_param_key(c, flags) for c in v.consts))
+        consts = tuple([_param_key(c, trace) for c in v.consts])
+        return ("closed", _jaxpr_key(v.jaxpr, trace), consts)
     if t is np.ndarray:
         return ("array", v.dtype.str, v.shape, v.tobytes())
     if t is dict:
-        return (t, tuple(sorted((k, _param_key(x, flags)) for k, x in v.items())))
-    flags[0] = False  # a Python function or another object: what it does is not recorded
+        return (t, tuple(sorted((k, _param_key(x, trace)) for k, x in v.items())))
+    trace.opaque = True  # a Python function or another object: what it does is not recorded
     return _Opaque(v)
+
+
+def _jaxpr_key(jaxpr: Jaxpr, trace: RecordingTrace) -> tuple:
+    """A program held in a param (a branch of cond, a loop body), by its structure."""
+    ids: dict[Var, int] = {}
+    for v in jaxpr.constvars:
+        ids[v] = len(ids)
+    for v in jaxpr.invars:
+        ids[v] = len(ids)
+    eqns = []
+    for eqn in jaxpr.eqns:
+        ins = tuple(ids[a] if type(a) is Var else _literal_key(a) for a in eqn.inputs)
+        pk = tuple((k, _param_key(v, trace)) for k, v in eqn.params.items())
+        eqns.append((eqn.prim, pk, ins))
+        for o in eqn.outputs:
+            ids[o] = len(ids)
+    return (
+        tuple((v.aval.shape, v.aval.dtype) for v in jaxpr.constvars),
+        tuple((v.aval.shape, v.aval.dtype) for v in jaxpr.invars),
+        tuple(eqns),
+        tuple(ids[a] if type(a) is Var else _literal_key(a) for a in jaxpr.outvars),
+    )
 
 
 __all__ = ["ConcretizationError", "cached"]
