@@ -37,9 +37,18 @@ from typing import Any
 import numpy as np
 
 from functrans import core, tree_util
-from functrans.core import ShapedArray, Trace, Tracer, _current_trace, _shaped, eval_trace, run_impl
+from functrans.core import (
+    ShapedArray,
+    Trace,
+    Tracer,
+    _current_trace,
+    _shaped,
+    bind,
+    eval_trace,
+    run_impl,
+)
 from functrans.errors import ConcretizationError
-from functrans.ir import ClosedJaxpr, Eqn, Jaxpr, Literal, Var, eval_jaxpr
+from functrans.ir import ClosedJaxpr, Eqn, Jaxpr, Literal, Var
 
 COMPILE_AT = 3  # the sighting of one program at which its transformation is compiled
 MAX_PROGRAMS = 16  # distinct programs kept per function and signature (then: always eager)
@@ -135,10 +144,11 @@ class _Entry:
 
 
 class _Compiled:
-    __slots__ = ("run",)
+    __slots__ = ("run", "scalar")
 
-    def __init__(self, run: Callable):
+    def __init__(self, run: Callable, scalar: bool):
         self.run = run
+        self.scalar = scalar  # jit's Python-float program: it does not consult np.errstate
 
 
 _EAGER_ONLY = object()  # a program that is not compiled (Python functions in it, or it differed)
@@ -255,7 +265,7 @@ def _later_call(chain, body, entry: _Entry, args, kwargs, leaves, tree) -> Any:
         return out
     pkey = rec.key
     seen = entry.programs.get(pkey)
-    if type(seen) is _Compiled and _RAISING.isdisjoint(np.geterr().values()):
+    if type(seen) is _Compiled and (not seen.scalar or _RAISING.isdisjoint(np.geterr().values())):
         # (jit's Python-float programs do not consult np.errstate: where floating-point errors
         # raise, the transformation runs eagerly)
         return seen.run(*rec.consts, *map(_as_input, leaves))
@@ -293,7 +303,44 @@ def _like(fun: Callable, recorded_fun: Callable) -> Callable:
 
 
 def _replay(rec: _Recording, consts: list, inputs: list) -> Any:
-    return tree_util.tree_unflatten(rec.out_tree, eval_jaxpr(rec.jaxpr, consts, *inputs))
+    """The recorded program on `inputs`, under the current trace; each value is dropped after
+    its last use, as `f`'s own locals would be (a value kept to the end would keep its array
+    alive through the whole backward pass)."""
+    jaxpr = rec.jaxpr
+    if rec.last_uses is None:
+        rec.last_uses = _last_uses(jaxpr)
+    env: dict[Var, Any] = dict(zip(jaxpr.constvars, consts, strict=True))
+    env.update(zip(jaxpr.invars, inputs, strict=True))
+    for eqn, dead in zip(jaxpr.eqns, rec.last_uses):
+        ins = [env[a] if type(a) is Var else a.val for a in eqn.inputs]
+        outs = bind(eqn.prim, *ins, **eqn.params)
+        if eqn.prim.multiple_results:
+            env.update(zip(eqn.outputs, outs, strict=True))
+        else:
+            env[eqn.outputs[0]] = outs
+        del ins, outs
+        for v in dead:
+            del env[v]
+    outs = [env[a] if type(a) is Var else a.val for a in jaxpr.outvars]
+    return tree_util.tree_unflatten(rec.out_tree, outs)
+
+
+def _last_uses(jaxpr: Jaxpr) -> list[list[Var]]:
+    """Per equation, the variables it is the last to use (outputs are never dropped)."""
+    last: dict[Var, int] = {}
+    for i, eqn in enumerate(jaxpr.eqns):
+        for a in eqn.inputs:
+            if type(a) is Var:
+                last[a] = i
+        for o in eqn.outputs:
+            last.setdefault(o, i)  # an unused result goes right away
+    for a in jaxpr.outvars:
+        if type(a) is Var:
+            last.pop(a, None)
+    dead: list[list[Var]] = [[] for _ in jaxpr.eqns]
+    for v, i in last.items():
+        dead[i].append(v)
+    return dead
 
 
 def _as_input(x: Any) -> Any:
@@ -328,7 +375,8 @@ def _compile(chain, rec: _Recording, traced, tree, leaves, expected) -> Any:
         return _EAGER_ONLY
     if not _identical(got, expected):
         return _EAGER_ONLY
-    return _Compiled(program)
+    (lowered,) = program._cache.values()
+    return _Compiled(program, lowered.compiled.scalar_fn is not None)
 
 
 def _identical(a: Any, b: Any) -> bool:
@@ -574,7 +622,7 @@ class _Recording:
     """One call's recording: the program key, the constants, and (built on demand) the
     program."""
 
-    __slots__ = ("trace", "key", "consts", "out_tree", "out_atoms", "_jaxpr")
+    __slots__ = ("trace", "key", "consts", "out_tree", "out_atoms", "_jaxpr", "last_uses")
 
     def __init__(self, trace: RecordingTrace, outs: list, out_tree):
         out_keys, self.out_atoms = trace.finish(outs)
@@ -583,6 +631,7 @@ class _Recording:
         self.out_tree = out_tree
         self.key = (not trace.opaque, tuple(trace.keys), out_keys, out_tree)
         self._jaxpr = None
+        self.last_uses = None
 
     @property
     def jaxpr(self) -> Jaxpr:
