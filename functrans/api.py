@@ -215,7 +215,7 @@ def _owned_aux(aux: Any, inputs: Sequence[Any], lin: LinearFunction | None = Non
 
     def own(leaf):
         if type(leaf) is np.ndarray and any(np.may_share_memory(leaf, a) for a in kept):
-            return leaf.copy()
+            return leaf.copy(order="K")  # in its own memory order, as _finish copies
         return leaf
 
     return tree_util.tree_map(own, aux)

@@ -16,7 +16,16 @@ from typing import Any
 import numpy as np
 
 from functrans import eager, tree_util
-from functrans.api import Argnums, _finish, _flat_fun, _Partial, grad, jvp, jvp_flat
+from functrans.api import (
+    Argnums,
+    _finish,
+    _flat_fun,
+    _owned_aux,
+    _Partial,
+    grad,
+    jvp,
+    jvp_flat,
+)
 from functrans.api_vmap import vmap_flat
 from functrans.core import ShapedArray, aval_of, instantiate
 from functrans.errors import NonDifferentiableInputError
@@ -138,7 +147,7 @@ def jacfwd(
         mapped = _map_basis(push, basis, size, chunk_size)
         blocks = _assemble(mapped, store["out_avals"], in_avals, forward=True)
         jac = _nest(blocks, partial, store["out_tree"], single)
-        return (jac, store["aux"]) if has_aux else jac
+        return (jac, _owned_aux(store["aux"], partial.flat)) if has_aux else jac
 
     return eager.cached(
         jacfun,
@@ -182,7 +191,7 @@ def jacrev(
             _flat_fun(partial, has_aux, "jacrev", store), partial.flat, compiled=True
         )
         jac = _reverse(lin, partial, store["out_tree"], single, chunk_size)
-        return (jac, aux) if has_aux else jac
+        return (jac, _owned_aux(aux, partial.flat, lin)) if has_aux else jac
 
     return eager.cached(
         jacfun,
@@ -241,7 +250,7 @@ def jacobian(
         m = sum(a.size for a in lin.out_avals)
         mode = _forward if d <= m and not _complex(lin.in_avals) else _reverse
         jac = mode(lin, partial, store["out_tree"], single, chunk_size)
-        return (jac, aux) if has_aux else jac
+        return (jac, _owned_aux(aux, partial.flat, lin)) if has_aux else jac
 
     return eager.cached(
         jacfun,

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import functools
 import types
+import warnings
 import weakref
 from collections.abc import Callable
 from contextvars import ContextVar
@@ -49,9 +50,11 @@ from functrans.core import (
 )
 from functrans.errors import ConcretizationError
 from functrans.ir import ClosedJaxpr, Eqn, Jaxpr, Literal, Var
+from functrans.primitives.elementwise import stop_gradient_p
 
 COMPILE_AT = 3  # the sighting of one program at which its transformation is compiled
-MAX_PROGRAMS = 16  # distinct programs kept per function and signature (then: always eager)
+MAX_PROGRAMS = 16  # programs counted per function and signature (compiled ones are kept)
+STREAK_LIMIT = 32  # calls in a row without a compiled program, after which recording stops
 
 _ENABLED = [True]  # functrans.config's "eager_cache"
 _bypass: ContextVar[bool] = ContextVar("functrans_eager_bypass", default=False)
@@ -129,14 +132,14 @@ _ENTRIES: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 _NUMERIC = frozenset("biufc")
 _PY_SCALARS = (bool, int, float, complex)
 _INT64 = np.iinfo(np.int64)
-_RAISING = frozenset(("raise", "call"))
 
 
 class _Entry:
-    __slots__ = ("ok", "traced", "avals", "concrete", "programs")
+    __slots__ = ("ok", "traced", "avals", "concrete", "programs", "streak")
 
     def __init__(self):
         self.ok = True
+        self.streak = 0  # calls since the last one a compiled program ran
         self.traced: list[int] = []  # positions (in the flat arguments) f receives traced
         self.avals: list[ShapedArray] = []
         self.concrete: list[bool] = []  # its value is the argument's own (not batched)
@@ -144,11 +147,10 @@ class _Entry:
 
 
 class _Compiled:
-    __slots__ = ("run", "scalar")
+    __slots__ = ("run",)
 
-    def __init__(self, run: Callable, scalar: bool):
+    def __init__(self, run: Callable):
         self.run = run
-        self.scalar = scalar  # jit's Python-float program: it does not consult np.errstate
 
 
 _EAGER_ONLY = object()  # a program that is not compiled (Python functions in it, or it differed)
@@ -170,7 +172,7 @@ def _signature(leaves: list) -> tuple | None:
         if t is np.ndarray:
             if x.dtype.kind not in _NUMERIC:
                 return None
-            sig.append((x.shape, x.dtype))
+            sig.append((x.shape, x.dtype, x.flags.c_contiguous))
         elif t in _PY_SCALARS:
             if t is int and not _INT64.min <= x <= _INT64.max:
                 return None
@@ -241,8 +243,9 @@ def _first_call(chain, entry: _Entry, args, kwargs, leaves, tree) -> Any:
             entry.ok = False
             return chain.fun(*fargs, **fkwargs)
         entry.traced, entry.avals, entry.concrete = traced, avals, concrete
-        entry.programs[rec.key] = 1 if rec.key[0] else _EAGER_ONLY
-        return _replay(rec, rec.consts, [fleaves[i] for i in traced])
+        if rec.key[0]:
+            entry.programs[rec.key] = 1
+        return rec.replay(rec.consts, [fleaves[i] for i in traced])
 
     out = chain.rebuild(_like(chain.fun, recorded_fun))(*args, **kwargs)
     if len(calls) != 1:
@@ -261,35 +264,44 @@ def _later_call(chain, body, entry: _Entry, args, kwargs, leaves, tree) -> Any:
         # f as the ordinary eager path runs it: its own error, or (if it succeeds) a function
         # this recording cannot stand in for
         out = body(*args, **kwargs)
-        entry.ok = False
+        _stop(entry)
         return out
-    pkey = rec.key
-    seen = entry.programs.get(pkey)
-    if type(seen) is _Compiled and (not seen.scalar or _RAISING.isdisjoint(np.geterr().values())):
-        # (jit's Python-float programs do not consult np.errstate: where floating-point errors
-        # raise, the transformation runs eagerly)
+    key = rec.key
+    seen = entry.programs.get(key)
+    if type(seen) is _Compiled:
+        entry.streak = 0
         return seen.run(*rec.consts, *map(_as_input, leaves))
-    eager = functools.partial(_eagerly, chain, rec, entry.traced, args, kwargs)
-    if seen is None:
-        if len(entry.programs) >= MAX_PROGRAMS:  # a new program on most calls: stop recording
-            entry.ok = False
-        else:
-            entry.programs[pkey] = 1 if pkey[0] else _EAGER_ONLY
-        return eager()
-    if seen is _EAGER_ONLY or type(seen) is _Compiled:
-        return eager()
-    if seen + 1 < COMPILE_AT:
-        entry.programs[pkey] = seen + 1
-        return eager()
-    out = eager()
-    entry.programs[pkey] = _compile(chain, rec, entry.traced, tree, leaves, out)
+    out = _eagerly(chain, rec, entry.traced, args, kwargs)
+    # (counted only once the call succeeded: an error leaves nothing behind)
+    entry.streak += 1
+    if entry.streak >= STREAK_LIMIT:  # nothing compiled runs here: recording only costs
+        _stop(entry)
+    elif not key[0] or seen is _EAGER_ONLY:
+        pass  # never compiled: its key is not kept (it may hold objects of this call)
+    elif seen is None:
+        programs = entry.programs
+        if len(programs) >= MAX_PROGRAMS:  # forget the programs still being counted
+            for k in [k for k, v in programs.items() if type(v) is int]:
+                del programs[k]
+        if len(programs) < MAX_PROGRAMS:
+            programs[key] = 1
+    elif seen + 1 < COMPILE_AT:
+        entry.programs[key] = seen + 1
+    else:
+        entry.programs[key] = _compile(chain, rec, entry.traced, tree, leaves, out)
     return out
+
+
+def _stop(entry: _Entry) -> None:
+    """This function and signature are not recorded any more (the ordinary eager path)."""
+    entry.ok = False
+    entry.programs.clear()
 
 
 def _eagerly(chain, rec: _Recording, traced, args, kwargs) -> Any:
     def recorded_fun(*fargs, **fkwargs):
         fleaves = tree_util.tree_flatten((fargs, fkwargs))[0]
-        return _replay(rec, rec.consts, [fleaves[i] for i in traced])
+        return rec.replay(rec.consts, [fleaves[i] for i in traced])
 
     return chain.rebuild(_like(chain.fun, recorded_fun))(*args, **kwargs)
 
@@ -300,29 +312,6 @@ def _like(fun: Callable, recorded_fun: Callable) -> Callable:
         return functools.update_wrapper(recorded_fun, fun, updated=())
     except (AttributeError, TypeError):
         return recorded_fun
-
-
-def _replay(rec: _Recording, consts: list, inputs: list) -> Any:
-    """The recorded program on `inputs`, under the current trace; each value is dropped after
-    its last use, as `f`'s own locals would be (a value kept to the end would keep its array
-    alive through the whole backward pass)."""
-    jaxpr = rec.jaxpr
-    if rec.last_uses is None:
-        rec.last_uses = _last_uses(jaxpr)
-    env: dict[Var, Any] = dict(zip(jaxpr.constvars, consts, strict=True))
-    env.update(zip(jaxpr.invars, inputs, strict=True))
-    for eqn, dead in zip(jaxpr.eqns, rec.last_uses):
-        ins = [env[a] if type(a) is Var else a.val for a in eqn.inputs]
-        outs = bind(eqn.prim, *ins, **eqn.params)
-        if eqn.prim.multiple_results:
-            env.update(zip(eqn.outputs, outs, strict=True))
-        else:
-            env[eqn.outputs[0]] = outs
-        del ins, outs
-        for v in dead:
-            del env[v]
-    outs = [env[a] if type(a) is Var else a.val for a in jaxpr.outvars]
-    return tree_util.tree_unflatten(rec.out_tree, outs)
 
 
 def _last_uses(jaxpr: Jaxpr) -> list[list[Var]]:
@@ -349,12 +338,19 @@ def _as_input(x: Any) -> Any:
 
 def _compile(chain, rec: _Recording, traced, tree, leaves, expected) -> Any:
     """The transformation of the recorded program, staged and compiled by jit with the
-    program's constants as arguments; _EAGER_ONLY unless it reproduces `expected` bit for bit."""
+    program's constants as arguments; _EAGER_ONLY unless it reproduces `expected` bit for bit.
+
+    The compiled program runs on NumPy arrays (never jit's Python-float variant), so NumPy's
+    warnings and error state apply as eagerly. It holds no reference to the user's function
+    (the cache holds that weakly) nor to this call's constants."""
     from functrans.jit import Jitted
 
     n = len(rec.consts)
-    rec.jaxpr  # noqa: B018 - built now: `rec.trace` is then no longer needed
-    rec.trace = None
+    consts = rec.consts
+    rec.jaxpr  # noqa: B018 - built now: the recording trace is then no longer needed
+    rec.trace = rec.consts = None
+    rebuild = chain.rebuild
+    fun_ref = _weak(chain.fun)
 
     def staged(*flat):
         cs, xs = flat[:n], flat[n:]
@@ -362,21 +358,31 @@ def _compile(chain, rec: _Recording, traced, tree, leaves, expected) -> Any:
 
         def recorded_fun(*fargs, **fkwargs):
             fleaves = tree_util.tree_flatten((fargs, fkwargs))[0]
-            return _replay(rec, cs, [fleaves[i] for i in traced])
+            return rec.replay(cs, [fleaves[i] for i in traced])
 
-        return chain.rebuild(_like(chain.fun, recorded_fun))(*args, **kwargs)
+        fun = fun_ref() if fun_ref is not None else None
+        return rebuild(recorded_fun if fun is None else _like(fun, recorded_fun))(*args, **kwargs)
 
-    program = Jitted(staged, (), ())
-    consts = rec.consts
-    rec.consts = None  # the program takes each call's constants: it holds none of its own
+    inputs = [*consts, *map(_as_input, leaves)]
     try:
-        got = program(*consts, *map(_as_input, leaves))
+        # the check runs the program a second time in this call: quietly
+        with np.errstate(all="ignore"), warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            lowered = Jitted(staged, (), ()).lower(*inputs)
+            run = Jitted._runner(lowered, scalars=False)
+            got = run(*inputs)
     except Exception:
         return _EAGER_ONLY
     if not _identical(got, expected):
         return _EAGER_ONLY
-    (lowered,) = program._cache.values()
-    return _Compiled(program, lowered.compiled.scalar_fn is not None)
+    return _Compiled(run)
+
+
+def _weak(fun: Callable) -> Any:
+    try:
+        return weakref.ref(fun)
+    except TypeError:
+        return None
 
 
 def _identical(a: Any, b: Any) -> bool:
@@ -449,7 +455,7 @@ class RecordingTrace(Trace):
 
     __slots__ = (
         "n", "keys", "records", "consts", "const_ids", "avals", "n_in", "opaque", "kind",
-        "values", "depends", "producers", "seen",
+        "values", "depends", "producers", "seen", "failed",
     )  # fmt: skip
 
     def __init__(self, parent, kind: str):
@@ -467,6 +473,11 @@ class RecordingTrace(Trace):
         self.depends: dict[int, bool] = {}  # whether a computed value depends on an argument
         self.producers: dict[int, int] = {}
         self.seen = 0
+        self.failed = False  # set with every _Unreproducible: f may catch the exception
+
+    def unreproducible(self, what: str) -> _Unreproducible:
+        self.failed = True
+        return _Unreproducible(what)
 
     def new_arg(self, aval: ShapedArray, value: Any) -> RecordingTracer:
         i = self.n
@@ -479,8 +490,9 @@ class RecordingTrace(Trace):
     def _atom(self, x: Any) -> tuple[Any, Any]:
         """(key, atom) of a value this trace does not own: a constant's number, or a literal."""
         if isinstance(x, Tracer):
+            self.failed = True
             self.check_foreign(x)  # a leaked tracer (nothing encloses a top-level recording)
-            raise _Unreproducible("a tracer from another transformation")
+            raise self.unreproducible("a tracer from another transformation")
         if type(x) is not np.ndarray:  # scalars are inline
             lit = Literal(x)
             return (x.hex() if type(x) is float else _literal_key(lit)), lit
@@ -495,10 +507,12 @@ class RecordingTrace(Trace):
             self.consts.append(x)  # also keeps x alive, so its id stays unique
             self.values[i] = x
             self.depends[i] = False
-            self.keys.append(("const", x.shape, x.dtype))
+            self.keys.append(("const", x.shape, x.dtype, x.flags.c_contiguous))
         return i, i
 
     def process_primitive(self, prim, args, params):
+        if prim.effectful:  # (a debug print): it must run where f runs it, in order
+            raise self.unreproducible(f"the effect of {prim.name}")
         ins = []
         avals = []
         lits = None
@@ -524,12 +538,15 @@ class RecordingTrace(Trace):
         else:
             self.n += 1
             tracers = RecordingTracer(self, first, out)
+        opaque = False
         if params:
+            before, self.opaque = self.opaque, False
             pk = tuple([(k, _param_key(v, self)) for k, v in params.items()])
+            opaque, self.opaque = self.opaque, before or self.opaque
         else:
             pk = ()
         self.keys.append((prim, pk, tuple(ins)))
-        self.records.append((prim, params, ins, lits, out, first))
+        self.records.append((prim, params, ins, lits, out, first, opaque))
         return tracers
 
     def finish(self, outs: list) -> tuple:
@@ -557,7 +574,7 @@ class RecordingTrace(Trace):
             v = vs[i] = Var(self.avals[i])
             constvars.append(v)
         eqns = []
-        for prim, params, ins, lits, out, first in self.records:
+        for prim, params, ins, lits, out, first, _ in self.records:
             inputs = [vs.get(k) if type(k) is int else None for k in ins]
             if lits is not None:
                 for j, lit in lits:
@@ -574,16 +591,16 @@ class RecordingTrace(Trace):
 
     def value_of(self, idx: int, what: str) -> Any:
         if not self.alive:
-            raise _Unreproducible(what)
+            raise self.unreproducible(what)
         for r in range(self.seen, len(self.records)):
-            prim, _, _, _, out, first = self.records[r]
+            prim, _, _, _, out, first, _ = self.records[r]
             for k in range(len(out) if prim.multiple_results else 1):
                 self.producers[first + k] = r
         self.seen = len(self.records)
         value, depends = self._compute(idx)
         if what in ("float()", "complex()") and depends:
             # eagerly, float() of a value being differentiated is an error
-            raise _Unreproducible(what)
+            raise self.unreproducible(what)
         return value
 
     def _compute(self, idx: int) -> tuple[Any, bool]:
@@ -594,7 +611,9 @@ class RecordingTrace(Trace):
             if i in depends:
                 stack.pop()
                 continue
-            prim, params, ins, lits, out, first = self.records[self.producers[i]]
+            prim, params, ins, lits, out, first, opaque = self.records[self.producers[i]]
+            if opaque:  # a custom rule's primal is what the rule returns, not the impl's
+                raise self.unreproducible("the value of a custom rule's output")
             todo = [k for k in ins if type(k) is int and k not in depends]
             if todo:
                 stack.extend(todo)
@@ -604,14 +623,14 @@ class RecordingTrace(Trace):
                 for j, lit in lits:
                     args[j] = lit.val
             if any(a is None for a in args):
-                raise _Unreproducible("the value of a batched argument")
+                raise self.unreproducible("the value of a batched argument")
             outs = run_impl(prim, args, params)
-            dep = any(depends[k] for k in ins if type(k) is int)
+            dep = prim is not stop_gradient_p and any(depends[k] for k in ins if type(k) is int)
             for k, x in enumerate(outs if prim.multiple_results else [outs]):
                 values[first + k] = x
                 depends[first + k] = dep
         if values[idx] is None:
-            raise _Unreproducible("the value of a batched argument")
+            raise self.unreproducible("the value of a batched argument")
         return values[idx], depends[idx]
 
 
@@ -639,6 +658,28 @@ class _Recording:
             self._jaxpr = self.trace.to_jaxpr(self.out_atoms)
         return self._jaxpr
 
+    def replay(self, consts: list, inputs: list) -> Any:
+        """The recorded program on `inputs`, under the current trace; each value is dropped
+        after its last use, as `f`'s own locals would be (a value kept to the end would keep
+        its array alive through the whole backward pass)."""
+        jaxpr = self.jaxpr
+        if self.last_uses is None:
+            self.last_uses = _last_uses(jaxpr)
+        env: dict[Var, Any] = dict(zip(jaxpr.constvars, consts, strict=True))
+        env.update(zip(jaxpr.invars, inputs, strict=True))
+        for eqn, dead in zip(jaxpr.eqns, self.last_uses):
+            ins = [env[a] if type(a) is Var else a.val for a in eqn.inputs]
+            outs = bind(eqn.prim, *ins, **eqn.params)
+            if eqn.prim.multiple_results:
+                env.update(zip(eqn.outputs, outs, strict=True))
+            else:
+                env[eqn.outputs[0]] = outs
+            del ins, outs
+            for v in dead:
+                del env[v]
+        outs = [env[a] if type(a) is Var else a.val for a in jaxpr.outvars]
+        return tree_util.tree_unflatten(self.out_tree, outs)
+
 
 def _record(chain, tree, leaves, traced, avals, values) -> _Recording:
     fun = chain.fun
@@ -656,6 +697,8 @@ def _record(chain, tree, leaves, traced, avals, values) -> _Recording:
     finally:
         _current_trace.reset(token)
         trace.alive = False
+    if trace.failed:  # f caught the exception: it went on with what eagerly is not so
+        raise _Unreproducible("an exception of the recording, caught")
     outs, out_tree = tree_util.tree_flatten(out)
     return _Recording(trace, outs, out_tree)
 

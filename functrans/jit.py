@@ -171,8 +171,9 @@ class Jitted:
         return tree_util.tree_unflatten(lowered.out_tree, outs)
 
     @staticmethod
-    def _runner(lowered: Lowered) -> Callable:
-        """run(*args): the program on positional arrays and scalars (the flat leaves)."""
+    def _runner(lowered: Lowered, scalars: bool = True) -> Callable:
+        """run(*args): the program on positional arrays and scalars (the flat leaves). With
+        `scalars` False, never the Python-float variant (NumPy's warnings and error state)."""
         program = lowered.compiled
         consts = lowered.consts
         out_tree = lowered.out_tree
@@ -199,7 +200,7 @@ class Jitted:
                 finished.append(o if f else _finish(o, ins))
             return tree_util.tree_unflatten(out_tree, finished)
 
-        if scalar_fn is None:
+        if scalar_fn is None or not scalars:
             return run_arrays
         # the Python-float program takes scalars as given and returns fresh NumPy scalars
         if single:

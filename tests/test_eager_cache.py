@@ -435,7 +435,7 @@ def test_a_function_with_a_new_program_each_call_stops_being_recorded(uncached):
         return y
 
     g = ft.grad(fun)
-    for k in range(1, eager.MAX_PROGRAMS + 4):
+    for k in range(1, eager.STREAK_LIMIT + 4):
         got = g(0.5, k)
         with uncached:
             assert got == g(0.5, k)

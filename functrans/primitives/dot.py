@@ -12,7 +12,7 @@ import math
 
 import numpy as np
 
-from functrans.core import Primitive, ShapedArray, Zero, aval_of, is_undefined
+from functrans.core import Primitive, ShapedArray, Zero, _shaped, aval_of, is_undefined
 from functrans.primitives import elementwise as ew
 from functrans.primitives.base import require_linear
 from functrans.primitives.structural import moveaxis, transpose
@@ -79,6 +79,11 @@ def _dot_general_impl(x, y, *, dimension_numbers):
 
 def _dot_general_abstract_eval(x, y, *, dimension_numbers):
     (lc, rc), (lb, rb) = dimension_numbers
+    if not lb and not rb and len(lc) == 1 and len(rc) == 1:  # the common case, kept cheap
+        i, j = lc[0], rc[0]
+        xs, ys = x.shape, y.shape
+        if 0 <= i < len(xs) and 0 <= j < len(ys) and xs[i] == ys[j] and x.dtype == y.dtype:
+            return _shaped(xs[:i] + xs[i + 1 :] + ys[:j] + ys[j + 1 :], x.dtype)
     ok = (
         len(lc) == len(rc)
         and len(lb) == len(rb)
