@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from functrans.core import aval_of
+from functrans.core import Tracer, aval_of
 from functrans.numpy._base import (
     asarray,
     broadcast_all,
@@ -31,6 +31,11 @@ _NO_DIMS = (((), ()), ((), ()))
 
 
 def _operands(a, b):
+    # the common case: two traced floating-point arrays of one dtype, nothing to promote
+    if isinstance(a, Tracer) and isinstance(b, Tracer):
+        da, db = a.aval.dtype, b.aval.dtype
+        if da == db and da.kind in "fc":
+            return a, b
     return promote(a, b)
 
 
