@@ -61,6 +61,21 @@ def optional(name: str):
         return None
 
 
+def uncached(fn):
+    """`fn` with functrans's eager cache off (functrans/eager.py): every eager call interprets
+    its transformations anew, as a first call does. For the figures of the cache's effect."""
+    import functrans as ft
+
+    def call():
+        ft.config.update("eager_cache", False)
+        try:
+            return fn()
+        finally:
+            ft.config.update("eager_cache", True)
+
+    return call
+
+
 def check_close(results: dict[str, object], rtol=1e-6, atol=1e-8) -> None:
     names = list(results)
     ref = np.asarray(results[names[0]])
@@ -73,13 +88,19 @@ def check_close(results: dict[str, object], rtol=1e-6, atol=1e-8) -> None:
     print(f"  agree: {len(names)} variants match {names[0]} (rtol={rtol:g}, atol={atol:g})")
 
 
+WARM_UP = 4
+
+
 def time_interleaved(
     fns: dict[str, Callable[[], object]], rounds: int = 7, min_time: float = 0.05
 ) -> dict[str, float]:
-    """Median seconds per call of each function, measured in interleaved rounds."""
+    """Median seconds per call of each function, measured in interleaved rounds: the steady
+    state. Each is called WARM_UP times first (functrans's eager cache compiles a program the
+    third time it sees it; jit and the peers' jit compile on their first call)."""
     loops = {}
     for name, fn in fns.items():
-        fn()  # warm up
+        for _ in range(WARM_UP):
+            fn()
         n, t = 1, 0.0
         while True:
             start = time.perf_counter()

@@ -35,6 +35,7 @@ def run(quick: bool = False) -> list[harness.Figure]:
     fns = {
         "numpy analytic Hessian": lambda: analytic_hessian(w, x),
         "functrans hessian (eager)": lambda: hess(x),
+        "functrans hessian (eager, cache off)": harness.uncached(lambda: hess(x)),
         "functrans jit(hessian)": lambda: jhess(x),
     }
     ag = harness.optional("autograd")
@@ -63,6 +64,10 @@ def run(quick: bool = False) -> list[harness.Figure]:
             "Hessian D=200: eager hessian / analytic",
             times["functrans hessian (eager)"] / base,
             2.0,
+        ),
+        harness.Figure(
+            "Hessian D=200: eager hessian, cache off / analytic",
+            times["functrans hessian (eager, cache off)"] / base,
         ),
     ]
     if ag is not None:

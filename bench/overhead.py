@@ -52,6 +52,9 @@ def run(quick: bool = False) -> list[harness.Figure]:
     fns = {
         "numpy (hand-written grad)": lambda: numpy_grad(x),
         "functrans grad (eager)": lambda g=ft.grad(lambda x: f(x, fnp)): g(x),
+        "functrans grad (eager, cache off)": harness.uncached(
+            lambda g=ft.grad(lambda x: f(x, fnp)): g(x)
+        ),
         "functrans jit(grad)": lambda g=ft.jit(ft.grad(lambda x: f(x, fnp))): g(x),
     }
     ag = harness.optional("autograd")
@@ -85,6 +88,11 @@ def run(quick: bool = False) -> list[harness.Figure]:
             10,
             unit=" µs",
             note="eager time x 0.36 µs / this run's NumPy time",
+        ),
+        harness.Figure(
+            "overhead: eager grad, cache off (every call interpreted), µs/primitive",
+            per["functrans grad (eager, cache off)"],
+            unit=" µs",
         ),
         harness.Figure(
             "overhead: jit(grad), µs/primitive",

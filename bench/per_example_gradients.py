@@ -41,6 +41,7 @@ def run(quick: bool = False) -> list[harness.Figure]:
     fns = {
         "numpy (hand-vectorised)": lambda: numpy_per_example(w, X, Y),
         "functrans vmap(grad)": lambda: per_example(w, X, Y),
+        "functrans vmap(grad) (cache off)": harness.uncached(lambda: per_example(w, X, Y)),
         "functrans jit(vmap(grad))": lambda: jit_per_example(w, X, Y),
         "functrans loop of grad": lambda: np.stack([g(w, X[i], Y[i]) for i in range(n)]),
     }
@@ -89,6 +90,10 @@ def run(quick: bool = False) -> list[harness.Figure]:
             "per-example: eager vmap(grad) / hand-vectorised",
             times["functrans vmap(grad)"] / base,
             1.5,
+        ),
+        harness.Figure(
+            "per-example: eager vmap(grad), cache off / hand-vectorised",
+            times["functrans vmap(grad) (cache off)"] / base,
         ),
         harness.Figure(
             "per-example: loop of grad / eager vmap(grad)",

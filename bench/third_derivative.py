@@ -40,6 +40,7 @@ def run(quick: bool = False) -> list[harness.Figure]:
     fns = {
         "numpy hand-written f'''": lambda: numpy_third(x),
         "functrans grad(grad(grad)) (eager)": lambda: d3(x),
+        "functrans grad(grad(grad)) (eager, cache off)": harness.uncached(lambda: d3(x)),
         "functrans jit(grad(grad(grad)))": lambda: jd3(x),
     }
     ag = harness.optional("autograd")
@@ -65,6 +66,10 @@ def run(quick: bool = False) -> list[harness.Figure]:
             times["functrans grad(grad(grad)) (eager)"] / base,
             50,
             peer="torch.func 164, autograd 210",
+        ),
+        harness.Figure(
+            "third derivative: eager, cache off / hand-written",
+            times["functrans grad(grad(grad)) (eager, cache off)"] / base,
         ),
         harness.Figure(
             "third derivative: jit / hand-written",
