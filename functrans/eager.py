@@ -65,13 +65,14 @@ class _Chain:
     """A stack of transformations over one user function: `descr` says what they are (a
     hashable description, outermost first) and `rebuild(g)` applies them to another function."""
 
-    __slots__ = ("fun", "descr", "rebuild", "owner", "__weakref__")
+    __slots__ = ("fun", "descr", "rebuild", "owner", "last", "__weakref__")
 
     def __init__(self, fun: Callable, descr: tuple, rebuild: Callable[[Callable], Callable]):
         self.fun = fun
         self.descr = descr
         self.rebuild = rebuild
         self.owner: Any = None
+        self.last: tuple | None = None  # (tree, signature, entry) of the last call
 
 
 def cached(body: Callable, fun: Callable, name: str, params: tuple, rebuild: Callable) -> Callable:
@@ -185,12 +186,6 @@ def _signature(leaves: list) -> tuple | None:
 
 
 def _call(chain: _Chain, body: Callable, args: tuple, kwargs: dict) -> Any:
-    fun = chain.fun
-    weak_key = fun.__func__ if type(fun) is types.MethodType else fun
-    try:
-        table = _ENTRIES.get(weak_key)
-    except TypeError:  # not weakly referenceable (a builtin): nothing to key the cache on
-        return body(*args, **kwargs)
     if not kwargs and all(type(a) in _FLAT_TYPES for a in args):  # the common case
         leaves, tree = list(args), _flat_tree(len(args))
     else:
@@ -198,18 +193,27 @@ def _call(chain: _Chain, body: Callable, args: tuple, kwargs: dict) -> Any:
     sig = _signature(leaves)
     if sig is None:
         return body(*args, **kwargs)
-    key = (chain.descr, tree, sig)
-    if table is None:
+    last = chain.last
+    if last is not None and last[0] is tree and last[1] == sig:  # as on the last call
+        entry = last[2]
+    else:
+        fun = chain.fun
+        weak_key = fun.__func__ if type(fun) is types.MethodType else fun
         try:
-            table = _ENTRIES[weak_key] = {}
-        except TypeError:
+            table = _ENTRIES.get(weak_key)
+            if table is None:
+                table = _ENTRIES[weak_key] = {}
+        except TypeError:  # not weakly referenceable (a builtin): nothing to key the cache on
             return body(*args, **kwargs)
-    entry = table.get(key)
-    if entry is None:
-        entry = _Entry()
-        out = _first_call(chain, entry, args, kwargs, leaves, tree)
-        table[key] = entry  # only once the call succeeded: an error leaves nothing behind
-        return out
+        key = (chain.descr, tree, sig)
+        entry = table.get(key)
+        if entry is None:
+            entry = _Entry()
+            out = _first_call(chain, entry, args, kwargs, leaves, tree)
+            table[key] = entry  # only once the call succeeded: an error leaves nothing behind
+            chain.last = (tree, sig, entry)
+            return out
+        chain.last = (tree, sig, entry)
     if not entry.ok:
         return body(*args, **kwargs)
     return _later_call(chain, body, entry, args, kwargs, leaves, tree)
