@@ -458,7 +458,8 @@ class RecordingTrace(Trace):
     arguments' values where they are known."""
 
     __slots__ = (
-        "n", "keys", "records", "consts", "const_ids", "avals", "n_in", "opaque", "kind",
+        "n", "keys", "records", "consts", "const_ids", "avals", "in_avals", "in_values", "opaque",
+        "kind",
         "values", "depends", "producers", "seen", "failed",
     )  # fmt: skip
 
@@ -470,10 +471,11 @@ class RecordingTrace(Trace):
         self.records: list = []  # (prim, params, inputs, literals, out avals, first output)
         self.consts: list = []
         self.const_ids: dict[int, int] = {}  # id(array) -> its number
-        self.avals: dict[int, ShapedArray] = {}  # of the arguments and constants
-        self.n_in = 0
+        self.avals: dict[int, ShapedArray] = {}  # of the constants
+        self.in_avals: list[ShapedArray] = []  # of the arguments (numbered first)
+        self.in_values: list[Any] = []  # their values, None where not known (batched)
         self.opaque = False  # a param is a Python object whose behaviour is not recorded
-        self.values: dict[int, Any] = {}  # computed on demand; None: not known (batched)
+        self.values: dict[int, Any] | None = None  # computed on demand (value_of)
         self.depends: dict[int, bool] = {}  # whether a computed value depends on an argument
         self.producers: dict[int, int] = {}
         self.seen = 0
@@ -483,13 +485,12 @@ class RecordingTrace(Trace):
         self.failed = True
         return _Unreproducible(what)
 
-    def new_arg(self, aval: ShapedArray, value: Any) -> RecordingTracer:
-        i = self.n
-        self.n = self.n_in = i + 1
-        self.avals[i] = aval
-        self.values[i] = value
-        self.depends[i] = True
-        return RecordingTracer(self, i, aval)
+    def new_args(self, avals: list[ShapedArray], values: list) -> list[RecordingTracer]:
+        """The arguments' tracers (numbered first, before anything is recorded)."""
+        self.in_avals = avals
+        self.in_values = values
+        self.n = len(avals)
+        return [RecordingTracer(self, i, a) for i, a in enumerate(avals)]
 
     def _atom(self, x: Any) -> tuple[Any, Any]:
         """(key, atom) of a value this trace does not own: a constant's number, or a literal."""
@@ -509,8 +510,6 @@ class RecordingTrace(Trace):
             self.n += 1
             self.avals[i] = _shaped(x.shape, x.dtype)
             self.consts.append(x)  # also keeps x alive, so its id stays unique
-            self.values[i] = x
-            self.depends[i] = False
             self.keys.append(("const", x.shape, x.dtype, x.flags.c_contiguous))
         return i, i
 
@@ -520,33 +519,42 @@ class RecordingTrace(Trace):
         ins = []
         avals = []
         lits = None
-        for j, x in enumerate(args):
+        for x in args:
             if type(x) is RecordingTracer and x._trace is self:
                 ins.append(x.idx)
                 avals.append(x.aval)
+                continue
+            j = len(ins)
+            k, a = self._atom(x)
+            ins.append(k)
+            if type(a) is Literal:
+                avals.append(a.aval)
+                if lits is None:
+                    lits = []
+                lits.append((j, a))
             else:
-                k, a = self._atom(x)
-                ins.append(k)
-                if type(a) is Literal:
-                    avals.append(a.aval)
-                    if lits is None:
-                        lits = []
-                    lits.append((j, a))
-                else:
-                    avals.append(self.avals[a])
+                avals.append(self.avals[a])
         out = prim.abstract_eval(*avals, **params)
         first = self.n
         if prim.multiple_results:
-            self.n += len(out)
+            self.n = first + len(out)
             tracers = [RecordingTracer(self, first + k, a) for k, a in enumerate(out)]
         else:
-            self.n += 1
+            self.n = first + 1
             tracers = RecordingTracer(self, first, out)
         opaque = False
         if params:
-            before, self.opaque = self.opaque, False
-            pk = tuple([(k, _param_key(v, self)) for k, v in params.items()])
-            opaque, self.opaque = self.opaque, before or self.opaque
+            pk = []
+            for k, v in params.items():
+                t = type(v)
+                if t is int or t is bool or t is str or v is None:
+                    pk.append((k, t, v))
+                else:
+                    before, self.opaque = self.opaque, False
+                    pk.append((k, _param_key(v, self)))
+                    opaque = opaque or self.opaque
+                    self.opaque = before or self.opaque
+            pk = tuple(pk)
         else:
             pk = ()
         self.keys.append((prim, pk, tuple(ins)))
@@ -570,8 +578,8 @@ class RecordingTrace(Trace):
         """The recorded program (its constvars are this trace's constants, in order)."""
         vs: dict[int, Var] = {}
         invars = []
-        for i in range(self.n_in):
-            v = vs[i] = Var(self.avals[i])
+        for i, a in enumerate(self.in_avals):
+            v = vs[i] = Var(a)
             invars.append(v)
         constvars = []
         for i in self.const_ids.values():
@@ -596,6 +604,13 @@ class RecordingTrace(Trace):
     def value_of(self, idx: int, what: str) -> Any:
         if not self.alive:
             raise self.unreproducible(what)
+        if self.values is None:  # the arguments' values, on first use
+            self.values = dict(enumerate(self.in_values))
+            self.depends = dict.fromkeys(range(len(self.in_values)), True)
+        for i, x in zip(self.const_ids.values(), self.consts):  # the constants' so far
+            if i not in self.depends:
+                self.values[i] = x
+                self.depends[i] = False
         for r in range(self.seen, len(self.records)):
             prim, _, _, _, out, first, _ = self.records[r]
             for k in range(len(out) if prim.multiple_results else 1):
@@ -638,7 +653,8 @@ class RecordingTrace(Trace):
         return values[idx], depends[idx]
 
 
-_KINDS = {"vmap": "BatchTrace"}  # the others differentiate: forward mode, to the user
+_KINDS = {"vmap": "BatchTrace"}
+_LEAF_TREE = tree_util.tree_flatten(0)[1]  # the others differentiate: forward mode, to the user
 
 
 class _Recording:
@@ -689,8 +705,8 @@ def _record(chain, tree, leaves, traced, avals, values) -> _Recording:
     fun = chain.fun
     trace = RecordingTrace(eval_trace, _KINDS.get(chain.descr[-1][0], "JVPTrace"))
     flat = list(leaves)
-    for i, aval, value in zip(traced, avals, values):
-        flat[i] = trace.new_arg(aval, value)
+    for i, t in zip(traced, trace.new_args(avals, values)):
+        flat[i] = t
     if tree is _flat_tree(len(flat)):
         fargs, fkwargs = flat, {}
     else:
@@ -703,6 +719,8 @@ def _record(chain, tree, leaves, traced, avals, values) -> _Recording:
         trace.alive = False
     if trace.failed:  # f caught the exception: it went on with what eagerly is not so
         raise _Unreproducible("an exception of the recording, caught")
+    if type(out) is RecordingTracer:  # the common case: one array
+        return _Recording(trace, [out], _LEAF_TREE)
     outs, out_tree = tree_util.tree_flatten(out)
     return _Recording(trace, outs, out_tree)
 
