@@ -145,6 +145,12 @@ class _Partial:
         if check:
             _check_differentiable(fun, transform, self.argnums, dyn, self.flat)
 
+    def inputs(self) -> list[Any]:
+        """Every array the call received: the differentiated leaves and the others (what no
+        result handed back may share memory with)."""
+        others = [a for i, a in enumerate(self.args) if i not in self.argnums]
+        return self.flat + tree_util.tree_leaves((others, self.kwargs))
+
     def call_flat(self, *flat):
         dyn = flat if self.leaves else tree_util.tree_unflatten(self.in_tree, flat)
         args = list(self.args)
@@ -337,7 +343,7 @@ def jvp(fun: Callable, primals: Sequence[Any], tangents: Sequence[Any], has_aux:
     primals_out = tree_util.tree_unflatten(out_tree, [_finish(o, ins) for o in outs])
     tangents_out = tree_util.tree_unflatten(out_tree, [_finish(t, ins) for t in t_outs])
     if has_aux:
-        return primals_out, tangents_out, _owned_aux(aux, partial.flat)
+        return primals_out, tangents_out, _owned_aux(aux, partial.inputs())
     return primals_out, tangents_out
 
 
@@ -369,7 +375,7 @@ def linearize(fun: Callable, *primals: Any, has_aux: bool = False):
     outs = _owned_outputs(outs, lin)
     primals_out = tree_util.tree_unflatten(out_tree, [_finish(o, partial.flat) for o in outs])
     if has_aux:
-        return primals_out, f_jvp, _owned_aux(aux, partial.flat, lin)
+        return primals_out, f_jvp, _owned_aux(aux, partial.inputs(), lin)
     return primals_out, f_jvp
 
 
@@ -420,7 +426,7 @@ def vjp(fun: Callable, *primals: Any, has_aux: bool = False):
     outs = _owned_outputs(outs, lin)
     primals_out = tree_util.tree_unflatten(out_tree, [_finish(o, partial.flat) for o in outs])
     if has_aux:
-        return primals_out, pullback, _owned_aux(aux, partial.flat, lin)
+        return primals_out, pullback, _owned_aux(aux, partial.inputs(), lin)
     return primals_out, pullback
 
 
@@ -452,7 +458,7 @@ def _value_and_grad(fun: Callable, argnums: Argnums, has_aux: bool) -> Callable:
         grads = partial.unflatten_inputs([_finish(g) for g in lin.transpose([ct])], single)
         value = _finish(out, partial.flat)
         if has_aux:
-            return (value, _owned_aux(aux, partial.flat)), grads
+            return (value, _owned_aux(aux, partial.inputs())), grads
         return value, grads
 
     return value_and_grad_fun

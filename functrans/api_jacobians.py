@@ -147,7 +147,7 @@ def jacfwd(
         mapped = _map_basis(push, basis, size, chunk_size)
         blocks = _assemble(mapped, store["out_avals"], in_avals, forward=True)
         jac = _nest(blocks, partial, store["out_tree"], single)
-        return (jac, _owned_aux(store["aux"], partial.flat)) if has_aux else jac
+        return (jac, _owned_aux(store["aux"], partial.inputs())) if has_aux else jac
 
     return eager.cached(
         jacfun,
@@ -191,7 +191,7 @@ def jacrev(
             _flat_fun(partial, has_aux, "jacrev", store), partial.flat, compiled=True
         )
         jac = _reverse(lin, partial, store["out_tree"], single, chunk_size)
-        return (jac, _owned_aux(aux, partial.flat, lin)) if has_aux else jac
+        return (jac, _owned_aux(aux, partial.inputs(), lin)) if has_aux else jac
 
     return eager.cached(
         jacfun,
@@ -250,7 +250,7 @@ def jacobian(
         m = sum(a.size for a in lin.out_avals)
         mode = _forward if d <= m and not _complex(lin.in_avals) else _reverse
         jac = mode(lin, partial, store["out_tree"], single, chunk_size)
-        return (jac, _owned_aux(aux, partial.flat, lin)) if has_aux else jac
+        return (jac, _owned_aux(aux, partial.inputs(), lin)) if has_aux else jac
 
     return eager.cached(
         jacfun,

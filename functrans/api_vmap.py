@@ -201,7 +201,15 @@ def vmap(
             _place_output(o, d, a, size, out_example, i, inputs)
             for i, (o, d, a) in enumerate(zip(outs, out_dims, flat_out_axes))
         ]
-        return results[0] if out_tree is None else tree_util.tree_unflatten(out_tree, results)
+        if out_tree is None:
+            return results[0]
+        seen: set[int] = set()
+        for i, r in enumerate(results):  # one value returned twice: two independent arrays
+            if type(r) is np.ndarray:
+                if id(r) in seen:
+                    results[i] = r.copy(order="K")
+                seen.add(id(r))
+        return tree_util.tree_unflatten(out_tree, results)
 
     return eager.cached(
         batched,

@@ -51,10 +51,25 @@ from functrans.core import (
 from functrans.errors import ConcretizationError
 from functrans.ir import ClosedJaxpr, Eqn, Jaxpr, Literal, Var
 from functrans.primitives.elementwise import stop_gradient_p
+from functrans.primitives.elementwise_base import ZERO_DERIVATIVE
+
+try:  # NumPy's error state (np.errstate) lives in a context variable; changes make a new value
+    from numpy._core._ufunc_config import _extobj_contextvar
+
+    _extobj_get = _extobj_contextvar.get
+except (ImportError, AttributeError):  # pragma: no cover - other NumPy versions
+
+    def _extobj_get() -> Any:
+        return tuple(np.geterr().values())
+
+
+from functrans.tree_util import _nodes
 
 COMPILE_AT = 3  # the sighting of one program at which its transformation is compiled
 MAX_PROGRAMS = 16  # programs counted per function and signature (compiled ones are kept)
 STREAK_LIMIT = 32  # calls in a row without a compiled program, after which recording stops
+MAX_SIGNATURES = 64  # argument signatures recorded per function (then: the ordinary path)
+MAX_EQNS = 5000  # a larger program is not recorded again: recording costs what it saves
 
 _ENABLED = [True]  # functrans.config's "eager_cache"
 _bypass: ContextVar[bool] = ContextVar("functrans_eager_bypass", default=False)
@@ -136,10 +151,11 @@ _INT64 = np.iinfo(np.int64)
 
 
 class _Entry:
-    __slots__ = ("ok", "traced", "avals", "concrete", "programs", "streak")
+    __slots__ = ("ok", "traced", "avals", "concrete", "programs", "streak", "unreproducible")
 
     def __init__(self):
         self.ok = True
+        self.unreproducible = False  # the recording could not stand in for the function
         self.streak = 0  # calls since the last one a compiled program ran
         self.traced: list[int] = []  # positions (in the flat arguments) f receives traced
         self.avals: list[ShapedArray] = []
@@ -194,22 +210,30 @@ def _call(chain: _Chain, body: Callable, args: tuple, kwargs: dict) -> Any:
     if sig is None:
         return body(*args, **kwargs)
     last = chain.last
-    if last is not None and last[0] is tree and last[1] == sig:  # as on the last call
-        entry = last[2]
+    if last is not None and last[1] == sig and (last[0] is tree or last[0] == tree):
+        entry = last[2]  # as on the last call
     else:
-        fun = chain.fun
-        weak_key = fun.__func__ if type(fun) is types.MethodType else fun
+        if tree is not _flat_tree(len(leaves)) and not _plain_node(tree._node):
+            return body(*args, **kwargs)  # a custom pytree node: its aux data is not keyed
+        scope = _scope(chain.fun)
         try:
-            table = _ENTRIES.get(weak_key)
+            table = _ENTRIES.get(scope)
             if table is None:
-                table = _ENTRIES[weak_key] = {}
+                table = _ENTRIES[scope] = {}
         except TypeError:  # not weakly referenceable (a builtin): nothing to key the cache on
             return body(*args, **kwargs)
         key = (chain.descr, tree, sig)
         entry = table.get(key)
         if entry is None:
+            if len(table) >= MAX_SIGNATURES:
+                return body(*args, **kwargs)
             entry = _Entry()
-            out = _first_call(chain, entry, args, kwargs, leaves, tree)
+            try:
+                out = _first_call(chain, entry, args, kwargs, leaves, tree)
+            except BaseException:
+                if entry.unreproducible:  # the ordinary path from now on, error or not
+                    table[key] = entry
+                raise
             table[key] = entry  # only once the call succeeded: an error leaves nothing behind
             chain.last = (tree, sig, entry)
             return out
@@ -217,6 +241,31 @@ def _call(chain: _Chain, body: Callable, args: tuple, kwargs: dict) -> Any:
     if not entry.ok:
         return body(*args, **kwargs)
     return _later_call(chain, body, entry, args, kwargs, leaves, tree)
+
+
+def _scope(fun: Callable) -> Any:
+    """What the cache is kept under: a function's code, so that a new closure of one `def` or
+    `lambda` (`ft.grad(lambda p: loss(p, batch))` in a loop) finds the programs of the last;
+    anything else as itself. (Soundness rests on the program key alone.)"""
+    f = fun.__func__ if type(fun) is types.MethodType else fun
+    code = getattr(f, "__code__", None)
+    return code if type(code) is types.CodeType else f
+
+
+def _plain_node(node: Any) -> bool:
+    """Whether a pytree is made of tuples, lists, None, namedtuples and dicts with string keys
+    only (its structure, with what it holds, is then a sound and small cache key)."""
+    if node is None:
+        return True
+    kind, aux, children = node
+    if kind is _nodes._TUPLE or kind is _nodes._LIST or kind is _nodes._NONE:
+        pass
+    elif kind is _nodes._DICT:
+        if not all(type(k) is str for k in aux):
+            return False
+    elif kind is not _nodes._NAMEDTUPLE:
+        return False
+    return all(_plain_node(c) for c in children)
 
 
 def _first_call(chain, entry: _Entry, args, kwargs, leaves, tree) -> Any:
@@ -243,11 +292,14 @@ def _first_call(chain, entry: _Entry, args, kwargs, leaves, tree) -> Any:
                 return chain.fun(*fargs, **fkwargs)
         try:
             rec = _record(chain, tree, fleaves, traced, avals, values)
-        except Exception:  # the recording cannot stand in for f: f itself, eagerly
+        except Exception as err:  # the recording cannot stand in for f: f itself, eagerly
             entry.ok = False
+            entry.unreproducible = isinstance(err, _Unreproducible)
             return chain.fun(*fargs, **fkwargs)
         entry.traced, entry.avals, entry.concrete = traced, avals, concrete
-        if rec.key[0]:
+        if len(rec.trace.records) > MAX_EQNS:  # recording it costs as much as it saves
+            entry.ok = False
+        elif rec.key[0]:
             entry.programs[rec.key] = 1
         return rec.replay(rec.consts, [fleaves[i] for i in traced])
 
@@ -264,9 +316,11 @@ def _later_call(chain, body, entry: _Entry, args, kwargs, leaves, tree) -> Any:
     ]
     try:
         rec = _record(chain, tree, leaves, entry.traced, entry.avals, values)
-    except Exception:
-        # f as the ordinary eager path runs it: its own error, or (if it succeeds) a function
-        # this recording cannot stand in for
+    except Exception as err:
+        # f as the ordinary eager path runs it: its own error (a function that raised), or a
+        # function this recording cannot stand in for (then the ordinary path from now on)
+        if isinstance(err, _Unreproducible):
+            _stop(entry)
         out = body(*args, **kwargs)
         _stop(entry)
         return out
@@ -278,21 +332,24 @@ def _later_call(chain, body, entry: _Entry, args, kwargs, leaves, tree) -> Any:
     out = _eagerly(chain, rec, entry.traced, args, kwargs)
     # (counted only once the call succeeded: an error leaves nothing behind)
     entry.streak += 1
-    if entry.streak >= STREAK_LIMIT:  # nothing compiled runs here: recording only costs
+    programs = entry.programs
+    if entry.streak >= STREAK_LIMIT and not any(
+        type(v) is _Compiled for v in list(programs.values())
+    ):  # nothing compiled runs here: recording only costs
         _stop(entry)
     elif not key[0] or seen is _EAGER_ONLY:
         pass  # never compiled: its key is not kept (it may hold objects of this call)
     elif seen is None:
-        programs = entry.programs
         if len(programs) >= MAX_PROGRAMS:  # forget the programs still being counted
-            for k in [k for k, v in programs.items() if type(v) is int]:
-                del programs[k]
+            for k, v in list(programs.items()):
+                if type(v) is int:
+                    programs.pop(k, None)
         if len(programs) < MAX_PROGRAMS:
             programs[key] = 1
     elif seen + 1 < COMPILE_AT:
-        entry.programs[key] = seen + 1
+        programs[key] = seen + 1
     else:
-        entry.programs[key] = _compile(chain, rec, entry.traced, tree, leaves, out)
+        programs[key] = _compile(chain, rec, entry.traced, tree, leaves, out)
     return out
 
 
@@ -459,8 +516,8 @@ class RecordingTrace(Trace):
 
     __slots__ = (
         "n", "keys", "records", "consts", "const_ids", "avals", "in_avals", "in_values", "opaque",
-        "kind",
-        "values", "depends", "producers", "seen", "failed",
+        "kind", "values", "depends", "producers", "seen", "failed", "guarded", "extobj", "filters",
+        "n_filters",
     )  # fmt: skip
 
     def __init__(self, parent, kind: str):
@@ -480,6 +537,11 @@ class RecordingTrace(Trace):
         self.producers: dict[int, int] = {}
         self.seen = 0
         self.failed = False  # set with every _Unreproducible: f may catch the exception
+        self.guarded: list[np.ndarray] = []  # arrays made read-only while f runs
+        # NumPy's error state and the warning filters, which the program runs under later
+        self.extobj = _extobj_get()
+        self.filters = warnings.filters
+        self.n_filters = len(warnings.filters)
 
     def unreproducible(self, what: str) -> _Unreproducible:
         self.failed = True
@@ -500,7 +562,7 @@ class RecordingTrace(Trace):
             raise self.unreproducible("a tracer from another transformation")
         if type(x) is not np.ndarray:  # scalars are inline
             lit = Literal(x)
-            return (x.hex() if type(x) is float else _literal_key(lit)), lit
+            return (x.hex() if type(x) is float and x == x else _literal_key(lit)), lit
         if not x.ndim:  # so are 0-d arrays, by value
             lit = Literal(x.copy())
             return _literal_key(lit), lit
@@ -510,12 +572,39 @@ class RecordingTrace(Trace):
             self.n += 1
             self.avals[i] = _shaped(x.shape, x.dtype)
             self.consts.append(x)  # also keeps x alive, so its id stays unique
+            if x.flags.writeable:
+                # read only until f returns: the program reads x then, so f must not change it
+                # after using it (an attempt sends the call down the ordinary path)
+                x.flags.writeable = False
+                self.guarded.append(x)
             self.keys.append(("const", x.shape, x.dtype, x.flags.c_contiguous))
         return i, i
 
     def process_primitive(self, prim, args, params):
         if prim.effectful:  # (a debug print): it must run where f runs it, in order
             raise self.unreproducible(f"the effect of {prim.name}")
+        extobj = _extobj_get()
+        if (
+            (extobj is not self.extobj and extobj != self.extobj)
+            or warnings.filters is not self.filters
+            or len(warnings.filters) != self.n_filters
+            or core.output_check is not None
+        ):  # f changed them: the program, which runs after f, would not run under them
+            raise self.unreproducible("a change of NumPy's error state or of warning filters")
+        for x in args:
+            if type(x) is RecordingTracer and x._trace is self:
+                break
+        else:  # no recorded operand: plain values, computed now as the eager path does
+            for x in args:
+                if isinstance(x, Tracer):
+                    self._atom(x)  # a foreign tracer: an error
+            return run_impl(prim, args, params)
+        if prim in ZERO_DERIVATIVE:
+            # a piecewise-constant function (a comparison, floor, stop_gradient): eagerly its
+            # result is a plain value, where the operands' values are known
+            values = [self.known(x.idx) if type(x) is RecordingTracer else x for x in args]
+            if all(v is not None for v in values):
+                return run_impl(prim, values, params)
         ins = []
         avals = []
         lits = None
@@ -604,6 +693,18 @@ class RecordingTrace(Trace):
     def value_of(self, idx: int, what: str) -> Any:
         if not self.alive:
             raise self.unreproducible(what)
+        value = self.known(idx)
+        if value is None:
+            raise self.unreproducible(f"{what} of a value not known while recording")
+        if what in ("float()", "complex()") and self.depends[idx]:
+            # eagerly, float() of a value being differentiated is an error
+            raise self.unreproducible(what)
+        return value
+
+    def known(self, idx: int) -> Any:
+        """The value of a recorded value, computed on demand from the arguments' values and the
+        constants; None where it is not known (it depends on a batched argument, or on a
+        custom rule's output, whose value eagerly is what the rule returns)."""
         if self.values is None:  # the arguments' values, on first use
             self.values = dict(enumerate(self.in_values))
             self.depends = dict.fromkeys(range(len(self.in_values)), True)
@@ -616,13 +717,6 @@ class RecordingTrace(Trace):
             for k in range(len(out) if prim.multiple_results else 1):
                 self.producers[first + k] = r
         self.seen = len(self.records)
-        value, depends = self._compute(idx)
-        if what in ("float()", "complex()") and depends:
-            # eagerly, float() of a value being differentiated is an error
-            raise self.unreproducible(what)
-        return value
-
-    def _compute(self, idx: int) -> tuple[Any, bool]:
         values, depends = self.values, self.depends
         stack = [idx]
         while stack:
@@ -631,8 +725,6 @@ class RecordingTrace(Trace):
                 stack.pop()
                 continue
             prim, params, ins, lits, out, first, opaque = self.records[self.producers[i]]
-            if opaque:  # a custom rule's primal is what the rule returns, not the impl's
-                raise self.unreproducible("the value of a custom rule's output")
             todo = [k for k in ins if type(k) is int and k not in depends]
             if todo:
                 stack.extend(todo)
@@ -641,16 +733,15 @@ class RecordingTrace(Trace):
             if lits is not None:
                 for j, lit in lits:
                     args[j] = lit.val
-            if any(a is None for a in args):
-                raise self.unreproducible("the value of a batched argument")
-            outs = run_impl(prim, args, params)
             dep = prim is not stop_gradient_p and any(depends[k] for k in ins if type(k) is int)
+            if opaque or any(a is None for a in args):
+                outs = [None] * len(out) if prim.multiple_results else None
+            else:
+                outs = run_impl(prim, args, params)
             for k, x in enumerate(outs if prim.multiple_results else [outs]):
                 values[first + k] = x
                 depends[first + k] = dep
-        if values[idx] is None:
-            raise self.unreproducible("the value of a batched argument")
-        return values[idx], depends[idx]
+        return values[idx]
 
 
 _KINDS = {"vmap": "BatchTrace"}
@@ -701,6 +792,20 @@ class _Recording:
         return tree_util.tree_unflatten(self.out_tree, outs)
 
 
+def _unguard(arrays: list[np.ndarray]) -> None:
+    """Make the arrays writeable again (a view only once its base is: a few passes)."""
+    while arrays:
+        left = []
+        for x in arrays:
+            try:
+                x.flags.writeable = True
+            except ValueError:
+                left.append(x)
+        if len(left) == len(arrays):
+            return
+        arrays = left
+
+
 def _record(chain, tree, leaves, traced, avals, values) -> _Recording:
     fun = chain.fun
     trace = RecordingTrace(eval_trace, _KINDS.get(chain.descr[-1][0], "JVPTrace"))
@@ -717,6 +822,7 @@ def _record(chain, tree, leaves, traced, avals, values) -> _Recording:
     finally:
         _current_trace.reset(token)
         trace.alive = False
+        _unguard(trace.guarded)
     if trace.failed:  # f caught the exception: it went on with what eagerly is not so
         raise _Unreproducible("an exception of the recording, caught")
     if type(out) is RecordingTracer:  # the common case: one array

@@ -13,12 +13,20 @@ import warnings
 import weakref
 
 import numpy as np
+import pytest
 
 import functrans as ft
 import functrans.numpy as fnp
 from functrans import eager
 
 CALLS = eager.COMPILE_AT + 2
+
+
+@pytest.fixture(autouse=True)
+def _fresh_cache():
+    """Each test counts its own programs (the cache is kept per code object, and the lambdas
+    of a parametrized test share theirs)."""
+    eager._ENTRIES.clear()
 
 
 @contextlib.contextmanager
@@ -47,7 +55,7 @@ def _bits(x):
 def _compiled(fun) -> int:
     return sum(
         type(p) is eager._Compiled
-        for e in eager._ENTRIES.get(fun, {}).values()
+        for e in eager._ENTRIES.get(eager._scope(fun), {}).values()
         for p in e.programs.values()
     )
 
@@ -318,6 +326,6 @@ def test_occasional_new_programs_do_not_turn_off_a_compiled_hot_program():
     x = np.ones(3)
     for step in range(1, 1 + 100 * (eager.MAX_PROGRAMS + 1)):
         g(x, step)
-    (entry,) = eager._ENTRIES[fun].values()
+    (entry,) = eager._ENTRIES[eager._scope(fun)].values()
     assert entry.ok
     assert _compiled(fun) >= 1

@@ -454,7 +454,7 @@ def _products_with_a_basis(m):
         "zeros",
     ],
 )
-def test_vmap_of_a_product_with_a_basis_matches_a_loop(m, monkeypatch):
+def test_vmap_of_a_product_with_a_basis_matches_a_loop(m, monkeypatch, eager_cache_off):
     from functrans.primitives import dot
 
     seen = []

@@ -80,6 +80,11 @@ def elementwise_batch(prim: Primitive) -> Callable:
 # Families
 
 
+# Primitives whose derivative is zero wherever it exists (floor, sign, comparisons, ...): their
+# tangent is a symbolic zero, so eager forward mode gives their results as plain values.
+ZERO_DERIVATIVE: set[Primitive] = set()
+
+
 def unary(
     name: str,
     impl: Callable,
@@ -115,6 +120,7 @@ def unary(
             return y, Zero(aval_of(y))
 
         p.jvp = zero_jvp
+        ZERO_DERIVATIVE.add(p)
     p.batch = elementwise_batch(p)
     return p
 
@@ -160,6 +166,7 @@ def binary(
             return out, Zero(aval_of(out))
 
         p.jvp = zero_jvp
+        ZERO_DERIVATIVE.add(p)
     p.batch = elementwise_batch(p)
     return p
 
