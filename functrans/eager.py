@@ -560,12 +560,11 @@ class RecordingTrace(Trace):
             self.failed = True
             self.check_foreign(x)  # a leaked tracer (nothing encloses a top-level recording)
             raise self.unreproducible("a tracer from another transformation")
-        if type(x) is not np.ndarray:  # scalars are inline
+        if type(x) is not np.ndarray:  # scalars are inline, by value (arrays, 0-d ones too, are
+            # the program's inputs, keyed by shape and dtype: a value that changes from call to
+            # call is best passed as an array)
             lit = Literal(x)
             return (x.hex() if type(x) is float and x == x else _literal_key(lit)), lit
-        if not x.ndim:  # so are 0-d arrays, by value
-            lit = Literal(x.copy())
-            return _literal_key(lit), lit
         i = self.const_ids.get(id(x))
         if i is None:
             i = self.const_ids[id(x)] = self.n
