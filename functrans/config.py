@@ -28,7 +28,15 @@ def _apply() -> None:
 
 
 def update(name: str, value: Any) -> None:
-    """Set a configuration flag, e.g. `update("debug_nans", True)`."""
+    """Set a configuration flag, e.g. `update("debug_nans", True)`.
+
+    Flags:
+      debug_nans: raise `NonFiniteError` at the first primitive that makes a NaN or inf from
+        finite inputs (default False).
+      eager_cache: eager calls of transformed functions record the function and run a compiled
+        transformation of a program seen three times (default True; docs/sharp_edges.md). False:
+        every call interprets its transformations anew.
+    """
     if name not in _FLAGS:
         raise ValueError(f"functrans.config: unknown flag {name!r}; known flags: {sorted(_FLAGS)}")
     _FLAGS[name] = bool(value)
