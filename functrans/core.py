@@ -421,6 +421,11 @@ class Tracer:
             "branches and loops, or pass the value as a static argument."
         )
 
+    def plain_value(self) -> Any:
+        """The value, where the eager path would hold it as a plain array rather than a tracer
+        (functrans.eager's recording); None for every other tracer."""
+        return None
+
     def __bool__(self):
         return bool(self.to_concrete("bool()"))
 

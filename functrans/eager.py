@@ -48,9 +48,8 @@ from functrans.core import (
     eval_trace,
     run_impl,
 )
-from functrans.errors import ConcretizationError
+from functrans.errors import BatchingError, ConcretizationError
 from functrans.ir import ClosedJaxpr, Eqn, Jaxpr, Literal, Var
-from functrans.primitives.elementwise import stop_gradient_p
 from functrans.primitives.elementwise_base import ZERO_DERIVATIVE
 
 try:  # NumPy's error state (np.errstate) lives in a context variable; changes make a new value
@@ -248,6 +247,10 @@ def _scope(fun: Callable) -> Any:
     `lambda` (`ft.grad(lambda p: loss(p, batch))` in a loop) finds the programs of the last;
     anything else as itself. (Soundness rests on the program key alone.)"""
     f = fun.__func__ if type(fun) is types.MethodType else fun
+    while hasattr(f, "__wrapped__"):  # a decorated function: the definition it decorates
+        f = f.__wrapped__
+        if type(f) is types.MethodType:
+            f = f.__func__
     code = getattr(f, "__code__", None)
     return code if type(code) is types.CodeType else f
 
@@ -294,7 +297,7 @@ def _first_call(chain, entry: _Entry, args, kwargs, leaves, tree) -> Any:
             rec = _record(chain, tree, fleaves, traced, avals, values)
         except Exception as err:  # the recording cannot stand in for f: f itself, eagerly
             entry.ok = False
-            entry.unreproducible = isinstance(err, _Unreproducible)
+            entry.unreproducible = isinstance(err, (_Unreproducible, _BatchedValue))
             return chain.fun(*fargs, **fkwargs)
         entry.traced, entry.avals, entry.concrete = traced, avals, concrete
         if len(rec.trace.records) > MAX_EQNS:  # recording it costs as much as it saves
@@ -319,7 +322,7 @@ def _later_call(chain, body, entry: _Entry, args, kwargs, leaves, tree) -> Any:
     except Exception as err:
         # f as the ordinary eager path runs it: its own error (a function that raised), or a
         # function this recording cannot stand in for (then the ordinary path from now on)
-        if isinstance(err, _Unreproducible):
+        if isinstance(err, (_Unreproducible, _BatchedValue)):
             _stop(entry)
         out = body(*args, **kwargs)
         _stop(entry)
@@ -506,6 +509,23 @@ class RecordingTracer(Tracer):
     def to_concrete(self, what: str):
         return self._trace.value_of(self.idx, what)
 
+    def plain_value(self) -> Any:
+        return self._trace.plain_value(self.idx)
+
+    def __array__(self, dtype=None, copy=None):
+        value = self._trace.plain_value(self.idx)
+        if value is None:  # eagerly a tracer too: the same error
+            return Tracer.__array__(self, dtype, copy)
+        return np.asarray(value, dtype)
+
+
+class _BatchedValue(BatchingError):
+    """The value of a batched argument was asked for: eagerly an error too (which lax.cond,
+    for one, catches to select between its branches, as it can here)."""
+
+
+_OPAQUE = object()  # a value known only to a custom rule (what it returns eagerly)
+
 
 class RecordingTrace(Trace):
     """Records `f`'s operations as cheaply as it can: each value is a number (the arguments
@@ -516,8 +536,8 @@ class RecordingTrace(Trace):
 
     __slots__ = (
         "n", "keys", "records", "consts", "const_ids", "avals", "in_avals", "in_values", "opaque",
-        "kind", "values", "depends", "producers", "seen", "failed", "guarded", "extobj", "filters",
-        "n_filters",
+        "kind", "values", "depends", "producers", "seen", "failed", "guarded", "reborn", "extobj",
+        "filters", "n_filters", "first_filter",
     )  # fmt: skip
 
     def __init__(self, parent, kind: str):
@@ -538,10 +558,12 @@ class RecordingTrace(Trace):
         self.seen = 0
         self.failed = False  # set with every _Unreproducible: f may catch the exception
         self.guarded: list[np.ndarray] = []  # arrays made read-only while f runs
+        self.reborn: list[np.ndarray] = []  # views of those, made in f (so read-only too)
         # NumPy's error state and the warning filters, which the program runs under later
         self.extobj = _extobj_get()
         self.filters = warnings.filters
         self.n_filters = len(warnings.filters)
+        self.first_filter = warnings.filters[0] if warnings.filters else None
 
     def unreproducible(self, what: str) -> _Unreproducible:
         self.failed = True
@@ -554,7 +576,7 @@ class RecordingTrace(Trace):
         self.n = len(avals)
         return [RecordingTracer(self, i, a) for i, a in enumerate(avals)]
 
-    def _atom(self, x: Any) -> tuple[Any, Any]:
+    def _atom(self, x: Any, guard: bool = True) -> tuple[Any, Any]:
         """(key, atom) of a value this trace does not own: a constant's number, or a literal."""
         if isinstance(x, Tracer):
             self.failed = True
@@ -571,13 +593,25 @@ class RecordingTrace(Trace):
             self.n += 1
             self.avals[i] = _shaped(x.shape, x.dtype)
             self.consts.append(x)  # also keeps x alive, so its id stays unique
-            if x.flags.writeable:
-                # read only until f returns: the program reads x then, so f must not change it
-                # after using it (an attempt sends the call down the ordinary path)
-                x.flags.writeable = False
-                self.guarded.append(x)
+            self._guard(x, guard)
             self.keys.append(("const", x.shape, x.dtype, x.flags.c_contiguous))
         return i, i
+
+    def _guard(self, x: np.ndarray, guard: bool) -> None:
+        """Make x read-only until f returns: the program reads x then, so f must not change it
+        after using it (an attempt sends the call down the ordinary path). Only arrays that own
+        their memory (a view's flag could not always be restored); a view of one made inside f
+        is born read-only and is made writeable again with it."""
+        if x.base is None:
+            if guard and x.flags.writeable:
+                x.flags.writeable = False
+                self.guarded.append(x)
+        elif self.guarded:
+            root = x
+            while type(root.base) is np.ndarray:
+                root = root.base
+            if any(root is g for g in self.guarded):
+                self.reborn.append(x)
 
     def process_primitive(self, prim, args, params):
         if prim.effectful:  # (a debug print): it must run where f runs it, in order
@@ -587,6 +621,7 @@ class RecordingTrace(Trace):
             (extobj is not self.extobj and extobj != self.extobj)
             or warnings.filters is not self.filters
             or len(warnings.filters) != self.n_filters
+            or (warnings.filters[0] if warnings.filters else None) is not self.first_filter
             or core.output_check is not None
         ):  # f changed them: the program, which runs after f, would not run under them
             raise self.unreproducible("a change of NumPy's error state or of warning filters")
@@ -598,12 +633,6 @@ class RecordingTrace(Trace):
                 if isinstance(x, Tracer):
                     self._atom(x)  # a foreign tracer: an error
             return run_impl(prim, args, params)
-        if prim in ZERO_DERIVATIVE:
-            # a piecewise-constant function (a comparison, floor, stop_gradient): eagerly its
-            # result is a plain value, where the operands' values are known
-            values = [self.known(x.idx) if type(x) is RecordingTracer else x for x in args]
-            if all(v is not None for v in values):
-                return run_impl(prim, values, params)
         ins = []
         avals = []
         lits = None
@@ -623,6 +652,14 @@ class RecordingTrace(Trace):
             else:
                 avals.append(self.avals[a])
         out = prim.abstract_eval(*avals, **params)
+        if prim in ZERO_DERIVATIVE or not prim.multiple_results and out.dtype.kind not in "fc":
+            # a piecewise-constant function (a comparison, floor, stop_gradient) or an integer
+            # result: eagerly a plain value (its tangent is a symbolic zero). Computed now where
+            # the operands' values are at hand (an argument's, or computed already); otherwise
+            # recorded, and computed on demand if f asks for it
+            values = [self.available(x.idx) if type(x) is RecordingTracer else x for x in args]
+            if all(v is not None and v is not _OPAQUE for v in values):
+                return run_impl(prim, values, params)
         first = self.n
         if prim.multiple_results:
             self.n = first + len(out)
@@ -657,9 +694,11 @@ class RecordingTrace(Trace):
                 keys.append(x.idx)
                 atoms.append(x.idx)
             else:
-                k, a = self._atom(x)
+                k, a = self._atom(x, guard=False)  # (f has returned: nothing to guard against)
                 keys.append(k)
                 atoms.append(a)
+                if type(x) is np.ndarray:
+                    self._guard(x, False)  # a view of a guarded array: writeable again
         return tuple(keys), atoms
 
     def to_jaxpr(self, out_atoms: list) -> Jaxpr:
@@ -693,17 +732,36 @@ class RecordingTrace(Trace):
         if not self.alive:
             raise self.unreproducible(what)
         value = self.known(idx)
-        if value is None:
-            raise self.unreproducible(f"{what} of a value not known while recording")
+        if value is _OPAQUE:
+            raise self.unreproducible(f"{what} of a custom rule's output")
+        if value is None:  # it depends on a batched argument: eagerly an error too
+            raise _BatchedValue(f"{what} of a batched value")
         if what in ("float()", "complex()") and self.depends[idx]:
             # eagerly, float() of a value being differentiated is an error
             raise self.unreproducible(what)
         return value
 
+    def plain_value(self, idx: int) -> Any:
+        """The value where the eager path holds it as a plain array (it does not depend on a
+        differentiated or batched argument), else None."""
+        if not self.alive:
+            return None
+        value = self.known(idx)
+        if value is None or value is _OPAQUE or self.depends[idx]:
+            return None
+        return value
+
+    def available(self, idx: int) -> Any:
+        """An argument's value, or one computed already; None otherwise."""
+        if idx < len(self.in_values):
+            return self.in_values[idx]
+        return None if self.values is None else self.values.get(idx)
+
     def known(self, idx: int) -> Any:
-        """The value of a recorded value, computed on demand from the arguments' values and the
-        constants; None where it is not known (it depends on a batched argument, or on a
-        custom rule's output, whose value eagerly is what the rule returns)."""
+        """The value of a recorded value, computed on demand (quietly: the program computes it
+        again, with its warnings) from the arguments' values and the constants; None where it
+        depends on a batched argument, _OPAQUE where on a custom rule's output (whose value
+        eagerly is what the rule returns)."""
         if self.values is None:  # the arguments' values, on first use
             self.values = dict(enumerate(self.in_values))
             self.depends = dict.fromkeys(range(len(self.in_values)), True)
@@ -718,28 +776,38 @@ class RecordingTrace(Trace):
         self.seen = len(self.records)
         values, depends = self.values, self.depends
         stack = [idx]
-        while stack:
-            i = stack[-1]
-            if i in depends:
-                stack.pop()
-                continue
-            prim, params, ins, lits, out, first, opaque = self.records[self.producers[i]]
-            todo = [k for k in ins if type(k) is int and k not in depends]
-            if todo:
-                stack.extend(todo)
-                continue
-            args = [values.get(k) if type(k) is int else None for k in ins]
-            if lits is not None:
-                for j, lit in lits:
-                    args[j] = lit.val
-            dep = prim is not stop_gradient_p and any(depends[k] for k in ins if type(k) is int)
-            if opaque or any(a is None for a in args):
-                outs = [None] * len(out) if prim.multiple_results else None
-            else:
-                outs = run_impl(prim, args, params)
-            for k, x in enumerate(outs if prim.multiple_results else [outs]):
-                values[first + k] = x
-                depends[first + k] = dep
+        with np.errstate(all="ignore"), warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            while stack:
+                i = stack[-1]
+                if i in depends:
+                    stack.pop()
+                    continue
+                prim, params, ins, lits, out, first, opaque = self.records[self.producers[i]]
+                todo = [k for k in ins if type(k) is int and k not in depends]
+                if todo:
+                    stack.extend(todo)
+                    continue
+                args = [values.get(k) if type(k) is int else None for k in ins]
+                if lits is not None:
+                    for j, lit in lits:
+                        args[j] = lit.val
+                dep = any(depends[k] for k in ins if type(k) is int) and not (
+                    prim in ZERO_DERIVATIVE
+                    or not prim.multiple_results
+                    and out.dtype.kind not in "fc"
+                )
+                if opaque or any(a is _OPAQUE for a in args):
+                    outs = _OPAQUE
+                elif any(a is None for a in args):
+                    outs = None
+                else:
+                    outs = run_impl(prim, args, params)
+                n = len(out) if prim.multiple_results else 1
+                unknown = outs is None or outs is _OPAQUE
+                for k in range(n):
+                    values[first + k] = outs if unknown or not prim.multiple_results else outs[k]
+                    depends[first + k] = dep
         return values[idx]
 
 
@@ -817,17 +885,19 @@ def _record(chain, tree, leaves, traced, avals, values) -> _Recording:
         fargs, fkwargs = tree_util.tree_unflatten(tree, flat)
     token = _current_trace.set(trace)
     try:
-        out = fun(*fargs, **fkwargs)
+        try:
+            out = fun(*fargs, **fkwargs)
+        finally:
+            _current_trace.reset(token)
+            trace.alive = False
+        if trace.failed:  # f caught the exception: it went on with what eagerly is not so
+            raise _Unreproducible("an exception of the recording, caught")
+        if type(out) is RecordingTracer:  # the common case: one array
+            return _Recording(trace, [out], _LEAF_TREE)
+        outs, out_tree = tree_util.tree_flatten(out)
+        return _Recording(trace, outs, out_tree)
     finally:
-        _current_trace.reset(token)
-        trace.alive = False
-        _unguard(trace.guarded)
-    if trace.failed:  # f caught the exception: it went on with what eagerly is not so
-        raise _Unreproducible("an exception of the recording, caught")
-    if type(out) is RecordingTracer:  # the common case: one array
-        return _Recording(trace, [out], _LEAF_TREE)
-    outs, out_tree = tree_util.tree_flatten(out)
-    return _Recording(trace, outs, out_tree)
+        _unguard(trace.guarded + trace.reborn)  # the arrays first, then views made of them
 
 
 # ---------------------------------------------------------------------------------------------

@@ -54,6 +54,9 @@ def _normalize(idx: Any, ndim: int) -> list[Any]:
                 raise _index_error("ragged list index")
             if i.size == 0:
                 i = i.astype(np.intp)
+        if isinstance(i, Tracer) and i.aval.dtype.kind == "b":
+            if (value := i.plain_value()) is not None:  # a mask the eager path holds concretely
+                i = np.asarray(value)
         if isinstance(i, Tracer):
             kind = i.aval.dtype.kind
             if kind == "b":

@@ -65,6 +65,8 @@ def searchsorted(a, v, side="left", sorter=None):
 
 
 def _concrete(x, what: str, fix: str):
+    if isinstance(x, Tracer) and (value := x.plain_value()) is not None:
+        return np.asarray(value)
     if isinstance(x, Tracer):
         raise ConcretizationError(
             f"{what} of a traced value {x.aval.str_short()}: the size of its result depends on "
