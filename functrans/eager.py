@@ -18,11 +18,15 @@ staged and compiled once, as `jit` would, and reused; the recorded program's con
 
 `f` is re-recorded on every call, so nothing is assumed about it: a value-dependent branch, a
 changed global or a new closed-over array gives a different program, which is looked up (or
-recorded) in its turn. `bool()`, `int()` and indexing with traced values work where the eager
-transformation allows them (their values are computed on demand); anything the recording cannot
-reproduce exactly (`float()` of a traced value, a batched value's truth, ...) sends the call,
-and later calls of that function and signature, down the ordinary eager path, which then gives
-the usual result or error. `functrans.config.update("eager_cache", False)` turns this off.
+recorded) in its turn. Values the eager path holds as plain arrays (operations on constants,
+comparisons, integer results of known operands) are computed as `f` runs; `bool()`, `int()` and
+indexing with traced values work where the eager transformation allows them (their values are
+computed on demand). Anything the recording cannot reproduce exactly (`float()` of a value being
+differentiated, a batched value's truth, an effect, a change of NumPy's error state inside `f`,
+an array changed in place after use) sends the call, and later calls of that function and
+signature, down the ordinary eager path, which then gives the usual result or error.
+`functrans.config.update("eager_cache", False)` turns this off. docs/architecture.md (section 8)
+and docs/sharp_edges.md describe it for users.
 """
 
 from __future__ import annotations
@@ -48,7 +52,7 @@ from functrans.core import (
     eval_trace,
     run_impl,
 )
-from functrans.errors import BatchingError, ConcretizationError
+from functrans.errors import BatchingError
 from functrans.ir import ClosedJaxpr, Eqn, Jaxpr, Literal, Var
 from functrans.primitives.elementwise_base import ZERO_DERIVATIVE
 
@@ -340,19 +344,19 @@ def _later_call(chain, body, entry: _Entry, args, kwargs, leaves, tree) -> Any:
         type(v) is _Compiled for v in list(programs.values())
     ):  # nothing compiled runs here: recording only costs
         _stop(entry)
-    elif not key[0] or seen is _EAGER_ONLY:
-        pass  # never compiled: its key is not kept (it may hold objects of this call)
-    elif seen is None:
-        if len(programs) >= MAX_PROGRAMS:  # forget the programs still being counted
-            for k, v in list(programs.items()):
-                if type(v) is int:
-                    programs.pop(k, None)
-        if len(programs) < MAX_PROGRAMS:
-            programs[key] = 1
-    elif seen + 1 < COMPILE_AT:
-        programs[key] = seen + 1
-    else:
-        programs[key] = _compile(chain, rec, entry.traced, tree, leaves, out)
+    elif key[0] and seen is not _EAGER_ONLY:  # (a program never compiled keeps no key: it
+        # may hold objects of this call)
+        if seen is None:
+            if len(programs) >= MAX_PROGRAMS:  # forget the programs still being counted
+                for k, v in list(programs.items()):
+                    if type(v) is int:
+                        programs.pop(k, None)
+            if len(programs) < MAX_PROGRAMS:
+                programs[key] = 1
+        elif seen + 1 < COMPILE_AT:
+            programs[key] = seen + 1
+        else:
+            programs[key] = _compile(chain, rec, entry.traced, tree, leaves, out)
     return out
 
 
@@ -977,4 +981,4 @@ def _jaxpr_key(jaxpr: Jaxpr, trace: RecordingTrace) -> tuple:
     )
 
 
-__all__ = ["ConcretizationError", "cached"]
+__all__ = ["RecordingTrace", "RecordingTracer", "cached"]
