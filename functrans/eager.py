@@ -251,7 +251,9 @@ def _scope(fun: Callable) -> Any:
     `lambda` (`ft.grad(lambda p: loss(p, batch))` in a loop) finds the programs of the last;
     anything else as itself. (Soundness rests on the program key alone.)"""
     f = fun.__func__ if type(fun) is types.MethodType else fun
-    while hasattr(f, "__wrapped__"):  # a decorated function: the definition it decorates
+    for _ in range(100):  # a decorated function: the definition it decorates
+        if not hasattr(f, "__wrapped__"):
+            break
         f = f.__wrapped__
         if type(f) is types.MethodType:
             f = f.__func__
@@ -520,7 +522,9 @@ class RecordingTracer(Tracer):
         value = self._trace.plain_value(self.idx)
         if value is None:  # eagerly a tracer too: the same error
             return Tracer.__array__(self, dtype, copy)
-        return np.asarray(value, dtype)
+        if copy is False:
+            return np.asarray(value, dtype)
+        return np.array(value, dtype, copy=True)  # never the recording's own
 
 
 class _BatchedValue(BatchingError):
@@ -529,6 +533,9 @@ class _BatchedValue(BatchingError):
 
 
 _OPAQUE = object()  # a value known only to a custom rule (what it returns eagerly)
+# primitives holding Python functions whose values are nonetheless their impl's (a checkpointed
+# function's output is the function's output)
+_IMPL_VALUED = frozenset(("checkpoint",))
 
 
 class RecordingTrace(Trace):
@@ -625,7 +632,7 @@ class RecordingTrace(Trace):
             (extobj is not self.extobj and extobj != self.extobj)
             or warnings.filters is not self.filters
             or len(warnings.filters) != self.n_filters
-            or (warnings.filters[0] if warnings.filters else None) is not self.first_filter
+            or _first_filter_changed(self.first_filter)
             or core.output_check is not None
         ):  # f changed them: the program, which runs after f, would not run under them
             raise self.unreproducible("a change of NumPy's error state or of warning filters")
@@ -671,7 +678,7 @@ class RecordingTrace(Trace):
         else:
             self.n = first + 1
             tracers = RecordingTracer(self, first, out)
-        opaque = False
+        opaque = False  # (its value is a custom rule's, not the impl's)
         if params:
             pk = []
             for k, v in params.items():
@@ -684,6 +691,8 @@ class RecordingTrace(Trace):
                     opaque = opaque or self.opaque
                     self.opaque = before or self.opaque
             pk = tuple(pk)
+            if prim.name in _IMPL_VALUED:
+                opaque = False
         else:
             pk = ()
         self.keys.append((prim, pk, tuple(ins)))
@@ -778,41 +787,50 @@ class RecordingTrace(Trace):
             for k in range(len(out) if prim.multiple_results else 1):
                 self.producers[first + k] = r
         self.seen = len(self.records)
-        values, depends = self.values, self.depends
+        values = self.values
         stack = [idx]
-        with np.errstate(all="ignore"), warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            while stack:
-                i = stack[-1]
-                if i in depends:
-                    stack.pop()
-                    continue
-                prim, params, ins, lits, out, first, opaque = self.records[self.producers[i]]
-                todo = [k for k in ins if type(k) is int and k not in depends]
-                if todo:
-                    stack.extend(todo)
-                    continue
-                args = [values.get(k) if type(k) is int else None for k in ins]
-                if lits is not None:
-                    for j, lit in lits:
-                        args[j] = lit.val
-                dep = any(depends[k] for k in ins if type(k) is int) and not (
-                    prim in ZERO_DERIVATIVE
-                    or not prim.multiple_results
-                    and out.dtype.kind not in "fc"
-                )
-                if opaque or any(a is _OPAQUE for a in args):
-                    outs = _OPAQUE
-                elif any(a is None for a in args):
-                    outs = None
-                else:
-                    outs = run_impl(prim, args, params)
-                n = len(out) if prim.multiple_results else 1
-                unknown = outs is None or outs is _OPAQUE
-                for k in range(n):
-                    values[first + k] = outs if unknown or not prim.multiple_results else outs[k]
-                    depends[first + k] = dep
+        # quietly, and with NumPy below: an impl that binds (a checkpointed function, a branch)
+        # computes its values, it records nothing
+        token = _current_trace.set(eval_trace)
+        try:
+            with np.errstate(all="ignore"), warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                self._compute(stack)
+        finally:
+            _current_trace.reset(token)
         return values[idx]
+
+    def _compute(self, stack: list[int]) -> None:
+        """Compute the values on `stack` and all they need, in dependency order."""
+        values, depends = self.values, self.depends
+        while stack:
+            i = stack[-1]
+            if i in depends:
+                stack.pop()
+                continue
+            prim, params, ins, lits, out, first, opaque = self.records[self.producers[i]]
+            todo = [k for k in ins if type(k) is int and k not in depends]
+            if todo:
+                stack.extend(todo)
+                continue
+            args = [values.get(k) if type(k) is int else None for k in ins]
+            if lits is not None:
+                for j, lit in lits:
+                    args[j] = lit.val
+            dep = any(depends[k] for k in ins if type(k) is int) and prim not in ZERO_DERIVATIVE
+            if opaque or any(a is _OPAQUE for a in args):
+                outs = _OPAQUE
+            elif any(a is None for a in args):
+                outs = None
+            else:
+                outs = run_impl(prim, args, params)
+            n = len(out) if prim.multiple_results else 1
+            unknown = outs is None or outs is _OPAQUE
+            out_avals = out if prim.multiple_results else [out]
+            for k in range(n):
+                values[first + k] = outs if unknown or not prim.multiple_results else outs[k]
+                # an integer or boolean result carries no derivative: eagerly a plain value
+                depends[first + k] = dep and out_avals[k].dtype.kind in "fc"
 
 
 _KINDS = {"vmap": "BatchTrace"}
@@ -861,6 +879,13 @@ class _Recording:
                 del env[v]
         outs = [env[a] if type(a) is Var else a.val for a in jaxpr.outvars]
         return tree_util.tree_unflatten(self.out_tree, outs)
+
+
+def _first_filter_changed(first: Any) -> bool:
+    """Whether the first warning filter is another (filterwarnings moves a filter to the front
+    of the same list; setting the first one again puts an equal tuple there)."""
+    now = warnings.filters[0] if warnings.filters else None
+    return now is not first and now != first
 
 
 def _unguard(arrays: list[np.ndarray]) -> None:
