@@ -6,50 +6,21 @@ The comment in each test describes the failure as it was found."""
 
 from __future__ import annotations
 
-import contextlib
 import gc
 import warnings
 import weakref
 
 import numpy as np
 import pytest
+from eager_helpers import CALLS, fresh_cache, uncached  # noqa: F401 - fresh_cache: autouse
+from eager_helpers import bits as _bits
+from eager_helpers import compiled as _compiled
+from eager_helpers import warm as _warm
 
 import functrans as ft
 import functrans.numpy as fnp
 from functrans import eager
 from functrans.errors import BatchingError
-
-CALLS = eager.COMPILE_AT + 2
-
-
-@pytest.fixture(autouse=True)
-def _fresh_cache():
-    """Each test counts its own programs (the cache is kept per code object, and the lambdas
-    of a parametrized test share theirs)."""
-    eager._ENTRIES.clear()
-
-
-@contextlib.contextmanager
-def uncached():
-    ft.config.update("eager_cache", False)
-    try:
-        yield
-    finally:
-        ft.config.update("eager_cache", True)
-
-
-def _bits(x):
-    leaves, tree = ft.tree_util.tree_flatten(x)
-    return tree, [
-        (
-            type(v),
-            np.asarray(v).dtype,
-            np.shape(v),
-            np.asarray(v).tobytes(),
-            (v.flags.c_contiguous, v.flags.f_contiguous) if type(v) is np.ndarray else None,
-        )
-        for v in leaves
-    ]
 
 
 def _same_up_to_nan_signs(got, want) -> bool:
@@ -64,20 +35,6 @@ def _same_up_to_nan_signs(got, want) -> bool:
         and np.array_equal(a, b, equal_nan=True)
         for a, b in zip(lg, lw)
     )
-
-
-def _compiled(fun) -> int:
-    return sum(
-        type(p) is eager._Compiled
-        for e in eager._ENTRIES.get(eager._scope(fun), {}).values()
-        for p in e.programs.values()
-    )
-
-
-def _warm(transformed, *args):
-    """Call until the program is compiled (third sighting) and once more."""
-    for _ in range(eager.COMPILE_AT + 1):
-        transformed(*args)
 
 
 def _outcome(call):

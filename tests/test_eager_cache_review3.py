@@ -7,40 +7,17 @@ comment in each test describes the failure as it was found."""
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import warnings
 
 import numpy as np
 import pytest
+from eager_helpers import CALLS, fresh_cache, uncached  # noqa: F401 - fresh_cache: autouse
+from eager_helpers import bits as _bits
 
 import functrans as ft
 import functrans.numpy as fnp
 from functrans import eager, lax
-
-CALLS = eager.COMPILE_AT + 2
-
-
-@pytest.fixture(autouse=True)
-def _fresh_cache():
-    """Each test counts its own programs (the cache is kept per code object)."""
-    eager._ENTRIES.clear()
-
-
-@contextlib.contextmanager
-def uncached():
-    ft.config.update("eager_cache", False)
-    try:
-        yield
-    finally:
-        ft.config.update("eager_cache", True)
-
-
-def _bits(x):
-    leaves, tree = ft.tree_util.tree_flatten(x)
-    return tree, [
-        (type(v), np.asarray(v).dtype, np.shape(v), np.asarray(v).tobytes()) for v in leaves
-    ]
 
 
 def _warnings_of(call):
