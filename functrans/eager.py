@@ -628,11 +628,12 @@ class RecordingTrace(Trace):
         if prim.effectful:  # (a debug print): it must run where f runs it, in order
             raise self.unreproducible(f"the effect of {prim.name}")
         extobj = _extobj_get()
+        filters = warnings.filters
         if (
             (extobj is not self.extobj and extobj != self.extobj)
-            or warnings.filters is not self.filters
-            or len(warnings.filters) != self.n_filters
-            or _first_filter_changed(self.first_filter)
+            or filters is not self.filters
+            or len(filters) != self.n_filters
+            or (filters and filters[0] is not self.first_filter and _first_filter_changed(self))
             or core.output_check is not None
         ):  # f changed them: the program, which runs after f, would not run under them
             raise self.unreproducible("a change of NumPy's error state or of warning filters")
@@ -881,11 +882,14 @@ class _Recording:
         return tree_util.tree_unflatten(self.out_tree, outs)
 
 
-def _first_filter_changed(first: Any) -> bool:
+def _first_filter_changed(trace: RecordingTrace) -> bool:
     """Whether the first warning filter is another (filterwarnings moves a filter to the front
-    of the same list; setting the first one again puts an equal tuple there)."""
-    now = warnings.filters[0] if warnings.filters else None
-    return now is not first and now != first
+    of the same list; setting the first one again puts an equal tuple there, which is no
+    change)."""
+    if warnings.filters[0] != trace.first_filter:
+        return True
+    trace.first_filter = warnings.filters[0]  # equal: compare by identity from now on
+    return False
 
 
 def _unguard(arrays: list[np.ndarray]) -> None:
