@@ -267,14 +267,15 @@ def _plain_node(node: Any) -> bool:
     if node is None:
         return True
     kind, aux, children = node
-    if kind is _nodes._TUPLE or kind is _nodes._LIST or kind is _nodes._NONE:
-        pass
-    elif kind is _nodes._DICT:
+    if kind is _nodes._DICT:
         if not all(type(k) is str for k in aux):
             return False
-    elif kind is not _nodes._NAMEDTUPLE:
+    elif not any(kind is k for k in _PLAIN_KINDS):
         return False
     return all(_plain_node(c) for c in children)
+
+
+_PLAIN_KINDS = (_nodes._TUPLE, _nodes._LIST, _nodes._NONE, _nodes._NAMEDTUPLE)
 
 
 def _first_call(chain, entry: _Entry, args, kwargs, leaves, tree) -> Any:
