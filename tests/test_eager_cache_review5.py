@@ -103,7 +103,7 @@ def test_vmap_of_a_product_with_an_infinite_closed_over_matrix_after_compiling()
         x, c = (x0, eye) if k < CALLS - 1 else (x1, m_inf)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            got = ft.vmap(lambda x: f(x, c))(x)
+            got = ft.vmap(lambda x, c=c: f(x, c))(x)
             with uncached():
-                want = ft.vmap(lambda x: f(x, c))(x)
+                want = ft.vmap(lambda x, c=c: f(x, c))(x)
         assert _check(got, want, finite_inputs=k < CALLS - 1), (k + 1, got, want)
