@@ -55,6 +55,7 @@ from functrans.core import (
 from functrans.errors import BatchingError
 from functrans.ir import ClosedJaxpr, Eqn, Jaxpr, Literal, Var
 from functrans.primitives.elementwise_base import ZERO_DERIVATIVE
+from functrans.tree_util import _nodes
 
 try:  # NumPy's error state (np.errstate) lives in a context variable; changes make a new value
     from numpy._core._ufunc_config import _extobj_contextvar
@@ -65,8 +66,6 @@ except (ImportError, AttributeError):  # pragma: no cover - other NumPy versions
     def _extobj_get() -> Any:
         return tuple(np.geterr().values())
 
-
-from functrans.tree_util import _nodes
 
 COMPILE_AT = 3  # the sighting of one program at which its transformation is compiled
 MAX_PROGRAMS = 16  # programs counted per function and signature (compiled ones are kept)
@@ -131,17 +130,22 @@ def cached(body: Callable, fun: Callable, name: str, params: tuple, rebuild: Cal
 
 
 def _freeze(v: Any) -> Any:
-    """A hashable key for a transformation's settings, every value with its type."""
-    t = type(v)
-    if t is float or t is complex or isinstance(v, np.generic):
-        return (t, np.asarray(v).tobytes())
-    if v is None or t in (bool, int, str):
-        return (t, v)
-    if t in (tuple, list):
-        return (t, tuple(map(_freeze, v)))
-    if t is dict:
-        return (t, tuple(sorted((k, _freeze(x)) for k, x in v.items())))
-    raise TypeError(f"not a plain setting: {t.__name__}")
+    """A hashable key for a transformation's settings, every value with its type (as params are
+    keyed); TypeError for a setting that is not a plain value."""
+    flag = _Flag()
+    key = _param_key(v, flag)
+    if flag.opaque:
+        raise TypeError(f"not a plain setting: {type(v).__name__}")
+    return key
+
+
+class _Flag:
+    """Collects whether a key met a value that is not plain (see _param_key)."""
+
+    __slots__ = ("opaque",)
+
+    def __init__(self):
+        self.opaque = False
 
 
 # ---------------------------------------------------------------------------------------------
@@ -173,7 +177,7 @@ class _Compiled:
         self.run = run
 
 
-_EAGER_ONLY = object()  # a program that is not compiled (Python functions in it, or it differed)
+_EAGER_ONLY = object()  # a program whose compiled form failed or differed: it runs eagerly
 
 
 _FLAT_TYPES = frozenset((np.ndarray, float, int, np.float64, np.float32))
@@ -958,7 +962,7 @@ def _literal_key(a: Literal) -> tuple:
     return ("lit", type(v), a.aval.dtype.str, np.asarray(v).tobytes())
 
 
-def _param_key(v: Any, trace: RecordingTrace) -> Any:
+def _param_key(v: Any, trace: RecordingTrace | _Flag) -> Any:
     """A param by value: every value with its type (1, 1.0 and True differ), floats by their
     bits (0.0 and -0.0 differ), programs by their structure; anything else by identity, which
     marks the recording as not compilable."""
