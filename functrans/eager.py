@@ -642,32 +642,37 @@ class RecordingTrace(Trace):
             or core.output_check is not None
         ):  # f changed them: the program, which runs after f, would not run under them
             raise self.unreproducible("a change of NumPy's error state or of warning filters")
-        for x in args:
-            if type(x) is RecordingTracer and x._trace is self:
-                break
-        else:  # no recorded operand: plain values, computed now as the eager path does
-            for x in args:
-                if isinstance(x, Tracer):
-                    self._atom(x)  # a foreign tracer: an error
-            return run_impl(prim, args, params)
         ins = []
         avals = []
-        lits = None
+        others = None  # positions of operands not recorded here
         for x in args:
             if type(x) is RecordingTracer and x._trace is self:
                 ins.append(x.idx)
                 avals.append(x.aval)
-                continue
-            j = len(ins)
-            k, a = self._atom(x)
-            ins.append(k)
-            if type(a) is Literal:
-                avals.append(a.aval)
-                if lits is None:
-                    lits = []
-                lits.append((j, a))
             else:
-                avals.append(self.avals[a])
+                if others is None:
+                    others = []
+                others.append(len(ins))
+                ins.append(None)
+                avals.append(None)
+        lits = None
+        if others is not None:
+            if len(others) == len(args):  # no recorded operand: plain values, computed now as
+                # the eager path does
+                for x in args:
+                    if isinstance(x, Tracer):
+                        self._atom(x)  # a foreign tracer: an error
+                return run_impl(prim, args, params)
+            for j in others:
+                k, a = self._atom(args[j])
+                ins[j] = k
+                if type(a) is Literal:
+                    avals[j] = a.aval
+                    if lits is None:
+                        lits = []
+                    lits.append((j, a))
+                else:
+                    avals[j] = self.avals[a]
         out = prim.abstract_eval(*avals, **params)
         if prim in ZERO_DERIVATIVE or not prim.multiple_results and out.dtype.kind not in "fc":
             # a piecewise-constant function (a comparison, floor, stop_gradient) or an integer
@@ -692,10 +697,19 @@ class RecordingTrace(Trace):
                 if t is int or t is bool or t is str or v is None:
                     pk.append((k, t, v))
                 else:
+                    memo = _KEY_MEMO.get(id(v))
+                    if memo is not None and memo[0] is v:  # (a canonical tuple, met before)
+                        pk.append((k, memo[1]))
+                        continue
                     before, self.opaque = self.opaque, False
-                    pk.append((k, _param_key(v, self)))
+                    key = _param_key(v, self)
+                    pk.append((k, key))
                     opaque = opaque or self.opaque
                     self.opaque = before or self.opaque
+                    if t is tuple and _immutable(v):
+                        if len(_KEY_MEMO) >= 4096:
+                            _KEY_MEMO.clear()
+                        _KEY_MEMO[id(v)] = (v, key)
             pk = tuple(pk)
             if prim.name in _IMPL_VALUED:
                 opaque = False
@@ -935,7 +949,8 @@ def _record(chain, tree, leaves, traced, avals, values) -> _Recording:
         outs, out_tree = tree_util.tree_flatten(out)
         return _Recording(trace, outs, out_tree)
     finally:
-        _unguard(trace.guarded + trace.reborn)  # the arrays first, then views made of them
+        if trace.guarded or trace.reborn:
+            _unguard(trace.guarded + trace.reborn)  # the arrays first, then views made of them
 
 
 # ---------------------------------------------------------------------------------------------
@@ -955,6 +970,24 @@ class _Opaque:
 
     def __hash__(self):
         return id(self.obj)
+
+
+# id(param) -> (param, its key): tuples of plain values (dot_general's canonical dimension
+# numbers, which are one object per value) keyed once; holding the param keeps its id unique
+_KEY_MEMO: dict[int, tuple] = {}
+_PLAIN_LEAVES = (int, float, complex, bool, str, type(None))
+
+
+def _immutable(v: tuple) -> bool:
+    """Whether a tuple holds only plain values and such tuples (so its key never changes)."""
+    for x in v:
+        t = type(x)
+        if t is tuple:
+            if not _immutable(x):
+                return False
+        elif t not in _PLAIN_LEAVES:
+            return False
+    return True
 
 
 def _literal_key(a: Literal) -> tuple:

@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 import functrans as ft
 import functrans.numpy as fnp
 from functrans import eager
+from functrans.primitives import dot_general
 from functrans.errors import BatchingError, ConcretizationError, LeakedTracerError
 
 CALLS = eager.COMPILE_AT + 2  # first sighting, eager sightings, the compile, compiled calls
@@ -485,3 +486,38 @@ def test_memory_on_every_path_is_the_activations():
         finally:
             tracemalloc.stop()
         assert peak < 1.15 * activations
+
+
+
+def test_contractions_that_differ_only_in_axes_are_different_programs(uncached):
+    # dot_general's dimension numbers are canonical tuples whose keys are remembered by
+    # identity: a program contracting other axes must not find the first one's key
+    a = np.arange(1.0, 7.0).reshape(2, 3)
+    b = np.array([[1.0, -2.0, 0.5], [3.0, 0.25, -1.0]])
+
+    def contract(x, axes):
+        return fnp.sum(fnp.tensordot(x, b, axes=axes) ** 2)
+
+    def make(axes):  # one code object for both: the programs share a cache scope
+        return ft.grad(lambda x: contract(x, axes))
+
+    g0, g1 = make(([0], [0])), make(([1], [1]))
+    with uncached:
+        want0, want1 = g0(a), g1(a)
+    assert not np.array_equal(want0, want1)
+    for _ in range(CALLS):
+        np.testing.assert_array_equal(g0(a), want0)
+        np.testing.assert_array_equal(g1(a), want1)
+    assert _compiled(g0) == 2  # two programs, one scope
+
+
+def test_dimension_numbers_may_be_lists_or_numpy_integers():
+    x = np.arange(6.0).reshape(2, 3)
+    y = np.arange(12.0).reshape(3, 4)
+    for dims in (
+        (([1], [0]), ([], [])),
+        (((np.int64(1),), (np.int64(0),)), ((), ())),
+        (((1,), (0,)), ((), ())),
+    ):
+        got = dot_general(x, y, dimension_numbers=dims)
+        np.testing.assert_array_equal(got, x @ y)

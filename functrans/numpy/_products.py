@@ -28,6 +28,7 @@ from functrans.primitives import dot_general, reduce_sum, slice_, transpose
 from functrans.primitives import elementwise as ew
 
 _NO_DIMS = (((), ()), ((), ()))
+_NO_BATCH = ((), ())
 
 
 def _operands(a, b):
@@ -83,12 +84,14 @@ def _check_contract(a, b, ax_a, ax_b, name):
 def dot(a, b):
     """numpy.dot: the last axis of a with the second-to-last of b (the only one if b is 1-D)."""
     a, b = _operands(a, b)
-    na, nb = aval_of(a).ndim, aval_of(b).ndim
+    sa, sb = aval_of(a).shape, aval_of(b).shape
+    na, nb = len(sa), len(sb)
     if na == 0 or nb == 0:
         return multiply(a, b)
     contract_b = 0 if nb == 1 else nb - 2
-    _check_contract(a, b, (na - 1,), (contract_b,), "dot")
-    return dot_general(a, b, dimension_numbers=(((na - 1,), (contract_b,)), ((), ())))
+    if sa[-1] != sb[contract_b]:
+        _check_contract(a, b, (na - 1,), (contract_b,), "dot")  # (raises)
+    return dot_general(a, b, dimension_numbers=(((na - 1,), (contract_b,)), _NO_BATCH))
 
 
 def matmul(a, b):

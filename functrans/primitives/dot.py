@@ -217,9 +217,24 @@ dot_general_p.batch = _dot_general_batch
 
 
 def dot_general(x, y, *, dimension_numbers):
-    (lc, rc), (lb, rb) = dimension_numbers
-    dimension_numbers = (
-        (tuple(int(i) for i in lc), tuple(int(i) for i in rc)),
-        (tuple(int(i) for i in lb), tuple(int(i) for i in rb)),
-    )
-    return dot_general_p.bind(x, y, dimension_numbers=dimension_numbers)
+    try:  # the common case: dimension numbers met before (one canonical tuple each)
+        dims = _CANONICAL_DIMS.get(dimension_numbers)
+        hashable = True
+    except TypeError:  # (lists in them)
+        dims, hashable = None, False
+    if dims is None:
+        (lc, rc), (lb, rb) = dimension_numbers
+        dims = (
+            (tuple(int(i) for i in lc), tuple(int(i) for i in rc)),
+            (tuple(int(i) for i in lb), tuple(int(i) for i in rb)),
+        )
+        if len(_CANONICAL_DIMS) < 4096:
+            dims = _CANONICAL_DIMS.setdefault(dims, dims)
+            if hashable:
+                _CANONICAL_DIMS[dimension_numbers] = dims
+    return dot_general_p.bind(x, y, dimension_numbers=dims)
+
+
+# dimension numbers -> the same numbers as plain tuples of Python ints, one object per value (so
+# that a program's params share it); equal keys (np.int64(1) == 1) have equal canonical forms
+_CANONICAL_DIMS: dict = {}
