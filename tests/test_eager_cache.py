@@ -15,8 +15,8 @@ from hypothesis import strategies as st
 import functrans as ft
 import functrans.numpy as fnp
 from functrans import eager
-from functrans.primitives import dot_general
 from functrans.errors import BatchingError, ConcretizationError, LeakedTracerError
+from functrans.primitives import dot_general
 
 CALLS = eager.COMPILE_AT + 2  # first sighting, eager sightings, the compile, compiled calls
 
@@ -486,7 +486,6 @@ def test_memory_on_every_path_is_the_activations():
         finally:
             tracemalloc.stop()
         assert peak < 1.15 * activations
-
 
 
 def test_contractions_that_differ_only_in_axes_are_different_programs(uncached):
