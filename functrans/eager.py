@@ -209,11 +209,23 @@ def _signature(leaves: list) -> tuple | None:
 
 
 def _call(chain: _Chain, body: Callable, args: tuple, kwargs: dict) -> Any:
-    if not kwargs and all(type(a) in _FLAT_TYPES for a in args):  # the common case
+    sig = None
+    if not kwargs:  # the common case: positional arrays
+        sig = []
+        for a in args:
+            if type(a) is not np.ndarray or a.dtype.kind not in _NUMERIC:
+                sig = None
+                break
+            sig.append((a.shape, a.dtype, a.flags.c_contiguous))
+    if sig is not None:
+        sig = tuple(sig)
         leaves, tree = list(args), _flat_tree(len(args))
     else:
-        leaves, tree = tree_util.tree_flatten((args, kwargs))
-    sig = _signature(leaves)
+        if not kwargs and all(type(a) in _FLAT_TYPES for a in args):
+            leaves, tree = list(args), _flat_tree(len(args))
+        else:
+            leaves, tree = tree_util.tree_flatten((args, kwargs))
+        sig = _signature(leaves)
     if sig is None:
         return body(*args, **kwargs)
     last = chain.last
