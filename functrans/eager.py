@@ -354,7 +354,7 @@ def _later_call(chain, body, entry: _Entry, args, kwargs, leaves, tree) -> Any:
     seen = entry.programs.get(key)
     if type(seen) is _Compiled:
         entry.streak = 0
-        return seen.run(*rec.consts, *map(_as_input, leaves))
+        return seen.run(*rec.consts, *leaves)  # (it takes Python scalars as arrays)
     out = _eagerly(chain, rec, entry.traced, args, kwargs)
     # (counted only once the call succeeded: an error leaves nothing behind)
     entry.streak += 1
