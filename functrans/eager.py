@@ -48,6 +48,7 @@ from functrans.core import (
     Tracer,
     _current_trace,
     _shaped,
+    _trace_ids,
     bind,
     eval_trace,
     run_impl,
@@ -549,6 +550,7 @@ class _BatchedValue(BatchingError):
     for one, catches to select between its branches, as it can here)."""
 
 
+_new = object.__new__
 _OPAQUE = object()  # a value known only to a custom rule (what it returns eagerly)
 # primitives holding Python functions whose values are nonetheless their impl's (a checkpointed
 # function's output is the function's output)
@@ -569,7 +571,9 @@ class RecordingTrace(Trace):
     )  # fmt: skip
 
     def __init__(self, parent, kind: str):
-        super().__init__(parent)
+        self.parent = parent  # (Trace.__init__, inline: one is made per call)
+        self.tag = next(_trace_ids)
+        self.alive = True
         self.kind = kind  # what the eager transformation's own trace is called, for messages
         self.n = 0  # numbers handed out
         self.keys: list = []  # the program key: one item per constant and per operation
@@ -577,12 +581,10 @@ class RecordingTrace(Trace):
         self.consts: list = []
         self.const_ids: dict[int, int] = {}  # id(array) -> its number
         self.avals: dict[int, ShapedArray] = {}  # of the constants
-        self.in_avals: list[ShapedArray] = []  # of the arguments (numbered first)
-        self.in_values: list[Any] = []  # their values, None where not known (batched)
         self.opaque = False  # a param is a Python object whose behaviour is not recorded
-        self.values: dict[int, Any] | None = None  # computed on demand (value_of)
-        self.depends: dict[int, bool] = {}  # whether a computed value depends on an argument
-        self.producers: dict[int, int] = {}
+        # computed on demand (known): values, whether each depends on an argument, and which
+        # record produced each (depends and producers are made with values)
+        self.values: dict[int, Any] | None = None
         self.seen = 0
         self.failed = False  # set with every _Unreproducible: f may catch the exception
         self.guarded: list[np.ndarray] = []  # arrays made read-only while f runs
@@ -598,11 +600,17 @@ class RecordingTrace(Trace):
         return _Unreproducible(what)
 
     def new_args(self, avals: list[ShapedArray], values: list) -> list[RecordingTracer]:
-        """The arguments' tracers (numbered first, before anything is recorded)."""
+        """The arguments' tracers (numbered first, before anything is recorded): their avals,
+        and their values, None where not known (batched)."""
         self.in_avals = avals
         self.in_values = values
         self.n = len(avals)
-        return [RecordingTracer(self, i, a) for i, a in enumerate(avals)]
+        tracers = []
+        for i, a in enumerate(avals):
+            t = _new(RecordingTracer)
+            t._trace, t.idx, t.aval = self, i, a
+            tracers.append(t)
+        return tracers
 
     def _atom(self, x: Any, guard: bool = True) -> tuple[Any, Any]:
         """(key, atom) of a value this trace does not own: a constant's number, or a literal."""
@@ -700,7 +708,10 @@ class RecordingTrace(Trace):
             tracers = [RecordingTracer(self, first + k, a) for k, a in enumerate(out)]
         else:
             self.n = first + 1
-            tracers = RecordingTracer(self, first, out)
+            tracers = _new(RecordingTracer)  # (RecordingTracer(self, first, out), quicker)
+            tracers._trace = self
+            tracers.idx = first
+            tracers.aval = out
         opaque = False  # (its value is a custom rule's, not the impl's)
         if params:
             pk = []
@@ -809,7 +820,8 @@ class RecordingTrace(Trace):
         eagerly is what the rule returns)."""
         if self.values is None:  # the arguments' values, on first use
             self.values = dict(enumerate(self.in_values))
-            self.depends = dict.fromkeys(range(len(self.in_values)), True)
+            self.depends: dict[int, bool] = dict.fromkeys(range(len(self.in_values)), True)
+            self.producers: dict[int, int] = {}
         for i, x in zip(self.const_ids.values(), self.consts):  # the constants' so far
             if i not in self.depends:
                 self.values[i] = x
