@@ -152,12 +152,45 @@ def run(quick: bool = False, plot: bool = True) -> list[harness.Figure]:
     )
     for fig in peer_figs:
         print(f"  {fig.name:48s} {fig.value_str():>7s}")
+    run.ties = _ties(rng, quick)
     print("\n".join(harness.not_installed()))
     figs += peer_figs
     if plot:
         _plot(rows)
     run.rows = rows
     return figs
+
+
+TIE_N = 300
+TIE_FUNCTIONS = {  # at D = M no size decides: which mode wins is the function's structure
+    "tanh(W2 tanh(W1 x)) (the table's f)": lambda w1, w2, x: fnp.tanh(w2 @ fnp.tanh(w1 @ x)),
+    "W2 tanh(W1 x)": lambda w1, w2, x: w2 @ fnp.tanh(w1 @ x),
+    "W1 tanh(x)": lambda w1, w2, x: w1 @ fnp.tanh(x),
+    "sin(x) exp(x)": lambda w1, w2, x: fnp.sin(x) * fnp.exp(x),
+    "cumsum(x)^2": lambda w1, w2, x: fnp.cumsum(x) ** 2,
+    "softmax(x)": lambda w1, w2, x: fnp.exp(x) / fnp.sum(fnp.exp(x)),
+}
+
+
+def _ties(rng, quick: bool) -> list[dict]:
+    """jacfwd against jacrev at D = M for functions of different structure (under jit): the
+    evidence for how `jacobian` breaks a tie."""
+    n = 30 if quick else TIE_N
+    w1, w2 = rng.normal(size=(n, n)) / np.sqrt(n), rng.normal(size=(n, n)) / np.sqrt(n)
+    x = rng.normal(size=n)
+    print(f"\n  Ties (D = M = {n}, jit): jacrev time / jacfwd time")
+    rows = []
+    for name, g in TIE_FUNCTIONS.items():
+        fun = partial(g, w1, w2)
+        calls = {mode: partial(ft.jit(getattr(ft, mode)(fun)), x) for mode in ("jacfwd", "jacrev")}
+        harness.check_close({k: c() for k, c in calls.items()} | {"jacobian": ft.jacobian(fun)(x)})
+        times = harness.time_interleaved(
+            calls, rounds=3 if quick else 7, min_time=0.005 if quick else 0.05
+        )
+        ratio = times["jacrev"] / times["jacfwd"]
+        rows.append(dict(name=name, rev_over_fwd=ratio))
+        print(f"  {name:38s} {ratio:5.2f}   ({'rev' if ratio < 1 else 'fwd'} faster)")
+    return rows
 
 
 def _plot(rows) -> None:

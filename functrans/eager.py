@@ -729,7 +729,8 @@ class RecordingTrace(Trace):
                     pk.append((k, key))
                     opaque = opaque or self.opaque
                     self.opaque = before or self.opaque
-                    if t is tuple and _immutable(v):
+                    # remembered: a nested tuple of plain values (a tuple of ints is its own key)
+                    if t is tuple and key is not v and _immutable(v):
                         if len(_KEY_MEMO) >= 4096:
                             _KEY_MEMO.clear()
                         _KEY_MEMO[id(v)] = (v, key)
@@ -996,8 +997,8 @@ class _Opaque:
         return id(self.obj)
 
 
-# id(param) -> (param, its key): tuples of plain values (dot_general's canonical dimension
-# numbers, which are one object per value) keyed once; holding the param keeps its id unique
+# id(param) -> (param, its key): nested tuples of plain values (dot_general's canonical
+# dimension numbers, one object per value) keyed once; holding the param keeps its id unique
 _KEY_MEMO: dict[int, tuple] = {}
 _PLAIN_LEAVES = (int, float, complex, bool, str, type(None))
 
