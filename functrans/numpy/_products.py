@@ -26,9 +26,10 @@ from functrans.numpy._elementwise import multiply, negative, subtract
 from functrans.numpy._shapes import moveaxis, ravel, reshape, stack
 from functrans.primitives import dot_general, reduce_sum, slice_, transpose
 from functrans.primitives import elementwise as ew
+from functrans.primitives.dot import canonical_dims
 
 _NO_DIMS = (((), ()), ((), ()))
-_NO_BATCH = ((), ())
+_DOT_DIMS: dict = {}  # (rank of a, contracted axis of b) -> dot's canonical dimension numbers
 
 
 def _operands(a, b):
@@ -91,7 +92,10 @@ def dot(a, b):
     contract_b = 0 if nb == 1 else nb - 2
     if sa[-1] != sb[contract_b]:
         _check_contract(a, b, (na - 1,), (contract_b,), "dot")  # (raises)
-    return dot_general(a, b, dimension_numbers=(((na - 1,), (contract_b,)), _NO_BATCH))
+    dims = _DOT_DIMS.get((na, contract_b))
+    if dims is None:
+        dims = _DOT_DIMS[na, contract_b] = canonical_dims((((na - 1,), (contract_b,)), ((), ())))
+    return dot_general(a, b, dimension_numbers=dims)
 
 
 def matmul(a, b):

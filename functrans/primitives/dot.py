@@ -217,24 +217,27 @@ dot_general_p.batch = _dot_general_batch
 
 
 def dot_general(x, y, *, dimension_numbers):
-    try:  # the common case: dimension numbers met before (one canonical tuple each)
-        dims = _CANONICAL_DIMS.get(dimension_numbers)
-        hashable = True
-    except TypeError:  # (lists in them)
-        dims, hashable = None, False
-    if dims is None:
-        (lc, rc), (lb, rb) = dimension_numbers
-        dims = (
-            (tuple(int(i) for i in lc), tuple(int(i) for i in rc)),
-            (tuple(int(i) for i in lb), tuple(int(i) for i in rb)),
-        )
-        if len(_CANONICAL_DIMS) < 4096:
-            dims = _CANONICAL_DIMS.setdefault(dims, dims)
-            if hashable:
-                _CANONICAL_DIMS[dimension_numbers] = dims
-    return dot_general_p.bind(x, y, dimension_numbers=dims)
+    return dot_general_p.bind(x, y, dimension_numbers=canonical_dims(dimension_numbers))
 
 
-# dimension numbers -> the same numbers as plain tuples of Python ints, one object per value (so
-# that a program's params share it); equal keys (np.int64(1) == 1) have equal canonical forms
-_CANONICAL_DIMS: dict = {}
+def canonical_dims(dimension_numbers):
+    """Dimension numbers as tuples of Python ints, one object per value (so that programs
+    share it, and a recording keys it once): returned as they are if they are that object."""
+    if id(dimension_numbers) in _CANONICAL_IDS:
+        return dimension_numbers
+    (lc, rc), (lb, rb) = dimension_numbers
+    dims = (
+        (tuple(int(i) for i in lc), tuple(int(i) for i in rc)),
+        (tuple(int(i) for i in lb), tuple(int(i) for i in rb)),
+    )
+    canonical = _CANONICAL.get(dims)  # (a key of Python ints only: equal is the same)
+    if canonical is None:
+        if len(_CANONICAL) >= 4096:
+            return dims
+        canonical = _CANONICAL[dims] = dims
+        _CANONICAL_IDS.add(id(dims))  # (kept alive by _CANONICAL: the id stays its own)
+    return canonical
+
+
+_CANONICAL: dict = {}
+_CANONICAL_IDS: set[int] = set()
