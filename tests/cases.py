@@ -234,6 +234,20 @@ for _name in ("and", "or"):
         float_output=False,
     )
 
+for _name in ("bitwise_and", "bitwise_or", "bitwise_xor"):
+    add_elementwise(
+        _name,
+        lambda rng, shape: (rng.integers(-20, 20, shape), rng.integers(-20, 20, shape)),
+        differentiable=False,
+        float_output=False,
+    )
+add_elementwise(
+    "bitwise_not",
+    lambda rng, shape: (rng.integers(-20, 20, shape).astype(np.int32),),
+    differentiable=False,
+    float_output=False,
+)
+
 # float32 variants: tolerances and steps come from the dtype defaults of functrans.testing
 for _name, _sample in [
     ("sin", unary_sampler(normal, np.float32)),

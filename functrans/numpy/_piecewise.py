@@ -195,6 +195,46 @@ def logical_not(x):
     return ew.logical_not(as_bool(x))
 
 
+def _integer_operands(name: str, *args) -> list:
+    """Promoted, broadcast operands of a bitwise ufunc, which takes integers and booleans."""
+    args = promote_and_broadcast(*args) if len(args) > 1 else [asarray(args[0])]
+    dtype = aval_of(args[0]).dtype
+    if dtype.kind not in "biu":
+        raise TypeError(
+            f"functrans.numpy.{name}: the operands are {dtype}, and bitwise operations take "
+            "integers or booleans (as NumPy's do); use logical_and/logical_or/logical_not for "
+            "truth values, or convert with astype."
+        )
+    return list(args)
+
+
+def bitwise_and(x, y):
+    """numpy.bitwise_and (the & operator): on booleans it is logical_and."""
+    x, y = _integer_operands("bitwise_and", x, y)
+    return ew.logical_and(x, y) if aval_of(x).dtype == bool else ew.bitwise_and(x, y)
+
+
+def bitwise_or(x, y):
+    """numpy.bitwise_or (the | operator): on booleans it is logical_or."""
+    x, y = _integer_operands("bitwise_or", x, y)
+    return ew.logical_or(x, y) if aval_of(x).dtype == bool else ew.bitwise_or(x, y)
+
+
+def bitwise_xor(x, y):
+    """numpy.bitwise_xor (the ^ operator): on booleans it is logical_xor."""
+    x, y = _integer_operands("bitwise_xor", x, y)
+    return ew.ne(x, y) if aval_of(x).dtype == bool else ew.bitwise_xor(x, y)
+
+
+def invert(x):
+    """numpy.invert (bitwise_not, the ~ operator): on booleans it is logical_not."""
+    (x,) = _integer_operands("invert", x)
+    return ew.logical_not(x) if aval_of(x).dtype == bool else ew.bitwise_not(x)
+
+
+bitwise_not = invert
+
+
 def isnan(x):
     return ew.isnan(asarray(x))
 
@@ -210,6 +250,11 @@ def isinf(x):
 
 __all__ = [
     "around",
+    "bitwise_and",
+    "bitwise_not",
+    "bitwise_or",
+    "bitwise_xor",
+    "invert",
     "ceil",
     "clip",
     "equal",

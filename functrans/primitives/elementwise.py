@@ -249,6 +249,11 @@ ge_p = binary("ge", np.greater_equal, zero_derivative=True, out_dtype=_bool_dtyp
 and_p = binary("and", np.logical_and, zero_derivative=True, out_dtype=_bool_dtype)
 or_p = binary("or", np.logical_or, zero_derivative=True, out_dtype=_bool_dtype)
 not_p = unary("not", np.logical_not, zero_derivative=True, out_dtype=_bool_dtype)
+# bitwise operations on integers (the operators & | ^ ~; on booleans they are the logical ones)
+bitwise_and_p = binary("bitwise_and", np.bitwise_and, zero_derivative=True)
+bitwise_or_p = binary("bitwise_or", np.bitwise_or, zero_derivative=True)
+bitwise_xor_p = binary("bitwise_xor", np.bitwise_xor, zero_derivative=True)
+bitwise_not_p = unary("bitwise_not", np.invert, zero_derivative=True)
 isnan_p = unary("isnan", np.isnan, zero_derivative=True, out_dtype=_bool_dtype)
 isfinite_p = unary("isfinite", np.isfinite, zero_derivative=True, out_dtype=_bool_dtype)
 signbit_p = unary("signbit", np.signbit, zero_derivative=True, out_dtype=_bool_dtype)
@@ -288,6 +293,22 @@ def logical_or(x, y):
 
 def logical_not(x):
     return not_p.bind(x)
+
+
+def bitwise_and(x, y):
+    return bitwise_and_p.bind(x, y)
+
+
+def bitwise_or(x, y):
+    return bitwise_or_p.bind(x, y)
+
+
+def bitwise_xor(x, y):
+    return bitwise_xor_p.bind(x, y)
+
+
+def bitwise_not(x):
+    return bitwise_not_p.bind(x)
 
 
 def isnan(x):
