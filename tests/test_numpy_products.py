@@ -402,15 +402,18 @@ def test_products_through_numpy_functions():
 
 
 @pytest.mark.parametrize("n", [0, 1, 2, 5])
-def test_vector_products_are_0d_arrays_at_every_length(n):
-    # the impl's fast path (np.dot) and its general path give the same kind of result
+def test_vector_products_are_numpys_kind_of_result_at_every_length(n):
+    # the impl's fast path (np.dot) and its general path give what NumPy gives: a scalar from
+    # dot, inner, vdot and matmul, a 0-d array from tensordot
     a, b = np.arange(1.0, n + 1), np.arange(2.0, n + 2)
     for got, want in [
         (fnp.dot(a, b), np.dot(a, b)),
         (fnp.inner(a, b), np.inner(a, b)),
+        (fnp.vdot(a, b), np.vdot(a, b)),
+        (fnp.matmul(a, b), np.matmul(a, b)),
         (fnp.tensordot(a, b, axes=1), np.tensordot(a, b, axes=1)),
     ]:
-        assert type(got) is np.ndarray and got.shape == ()
+        assert type(got) is type(want) and np.shape(got) == ()
         np.testing.assert_array_equal(got, want)
 
 

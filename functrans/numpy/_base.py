@@ -6,6 +6,7 @@ array's dtype); the result feeds primitives, which need operands of one shape an
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from typing import Any
 
@@ -185,3 +186,15 @@ def as_bool(x: Any) -> Any:
 
     x = asarray(x)
     return x if aval_of(x).dtype == bool else ew.ne(x, full_like(x, 0))
+
+
+def numpy_scalar_result(fn):
+    """`fn` returning a NumPy scalar where it would return a concrete 0-d array, as NumPy's
+    reductions and products do (np.dot of two vectors is an np.float64, not a 0-d array)."""
+
+    @functools.wraps(fn)
+    def wrapped(*args, **kwargs):
+        out = fn(*args, **kwargs)
+        return out[()] if type(out) is np.ndarray and out.ndim == 0 else out
+
+    return wrapped

@@ -172,6 +172,13 @@ def _copy(x):
     return x if isinstance(x, Tracer) else np.array(x)
 
 
+def copy(a, order="K"):
+    """numpy.copy (and the `.copy()` method): a traced value is immutable, so it is its own
+    copy; a concrete array is copied in `order`."""
+    a = asarray(a)
+    return a if isinstance(a, Tracer) else np.array(a, order=order, copy=True)
+
+
 def add(x, y):
     return _current_trace_get().process_primitive(ew.add_p, tuple(promote_and_broadcast(x, y)), {})
 
@@ -399,6 +406,7 @@ def astype(x, dtype):
 
 
 __all__ = [
+    "copy",
     "abs",
     "absolute",
     "acos",

@@ -27,6 +27,7 @@ from functrans.primitives import (
     transpose,
 )
 from functrans.primitives import elementwise as ew
+from functrans.primitives.sorting import argsort
 
 _INT_TYPES = (int, np.integer)
 
@@ -303,8 +304,9 @@ class _IndexUpdate:
     """x.at[idx]: methods return a new array with x[idx] updated (x itself is never changed).
 
     Repeated indices act as in NumPy's ufunc.at: `add` and `multiply` accumulate, `set` keeps the
-    last value, `min`/`max` combine. With traced indices, repeated positions are only supported
-    by `add`; the other updates assume distinct positions.
+    last value, `min`/`max` combine. With traced indices the same holds for all but `multiply`,
+    which assumes distinct positions there: a repeated position is multiplied by the sum of its
+    updates (docs/sharp_edges.md).
     """
 
     def __init__(self, x: Any, idx: Any):
@@ -341,9 +343,11 @@ class _IndexUpdate:
                 flat_x = _combine(flat_x, flat_pos[g], vals, combine, aval.size)
         else:
             flat_v = reshape(v, new_sizes=(math.prod(pshape),))
-            flat_x = _combine(
-                flat_x, reshape(pos, new_sizes=(math.prod(pshape),)), flat_v, combine, aval.size
-            )
+            flat_pos = reshape(pos, new_sizes=(math.prod(pshape),))
+            keep = None
+            if combine in ("set", "min", "max") and math.prod(pshape) > 1:
+                flat_pos, flat_v, keep = _winners(flat_pos, flat_v, combine)
+            flat_x = _combine(flat_x, flat_pos, flat_v, combine, aval.size, keep)
         return reshape(flat_x, new_sizes=aval.shape)
 
     def set(self, v):
@@ -377,13 +381,42 @@ def _broadcast_value(v: Any, shape: tuple[int, ...]) -> Any:
     return broadcast_in_dim(v, shape=shape, broadcast_dimensions=expanded)
 
 
-def _combine(flat_x, pos, vals, combine: str, size: int):
-    """flat_x with positions `pos` (distinct, unless combine == 'add') combined with vals."""
+def _winners(pos, vals, combine: str):
+    """Traced positions may repeat. Per position, the one update that decides it: the last for
+    `set` (as NumPy's assignment), the largest or smallest for `max`/`min` (NaN first, as
+    np.maximum.at and np.minimum.at). Returns the updates, reordered for min/max, and a mask of
+    the deciding ones, for _combine."""
+    n = aval_of(pos).shape[0]
+    if combine != "set":  # order the updates by value, so that the deciding one comes last
+        kind = aval_of(vals).dtype.kind
+        if combine == "max":
+            order = argsort(vals, axis=0)
+        elif kind in "fc":  # descending, NaN still last
+            order = argsort(ew.neg(vals), axis=0)
+        else:  # integers and booleans: an ascending order, reversed
+            order = rev(argsort(vals, axis=0), dimensions=(0,))
+        pos, vals = gather(pos, order), gather(vals, order)
+    # a stable order by position keeps each position's updates in order: the last of each run
+    # is that position's last update
+    by_pos = argsort(pos, axis=0)
+    sorted_pos = gather(pos, by_pos)
+    following = gather(sorted_pos, np.minimum(np.arange(n) + 1, n - 1))
+    last_sorted = ew.logical_or(ew.ne(sorted_pos, following), np.arange(n) == n - 1)
+    return pos, vals, gather(last_sorted, argsort(by_pos, axis=0))  # (in the updates' order)
+
+
+def _combine(flat_x, pos, vals, combine: str, size: int, keep=None):
+    """flat_x with positions `pos` (distinct, unless combine == 'add', or only the updates that
+    `keep` marks count) combined with vals."""
     dtype = aval_of(flat_x).dtype
+    ones = np.ones(aval_of(pos).shape, dtype)
+    if keep is not None:
+        vals = ew.select_n(keep, np.zeros(aval_of(vals).shape, dtype), vals)
+        ones = ew.select_n(keep, np.zeros(aval_of(pos).shape, dtype), ones)
     scattered = scatter_add(vals, pos, size=size)
     if combine == "add":
         return ew.add(flat_x, scattered)
-    hit = scatter_add(np.ones(aval_of(pos).shape, dtype), pos, size=size)
+    hit = scatter_add(ones, pos, size=size)
     mask = ew.gt(hit, np.zeros(size, dtype))
     if combine == "set":
         new = scattered

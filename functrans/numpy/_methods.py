@@ -99,6 +99,7 @@ _METHODS = {
     "argmin": fnp.argmin,
     "dot": fnp.dot,
     "ravel": fnp.ravel,
+    "copy": fnp.copy,
     "flatten": fnp.ravel,
     "squeeze": fnp.squeeze,
     "swapaxes": fnp.swapaxes,

@@ -133,11 +133,18 @@ def clip(a, a_min=_NO_VALUE, a_max=_NO_VALUE, *, min=None, max=None):  # noqa: A
     dtype = result_dtype(*present)  # Python-scalar bounds are weak: float32 stays float32
     args = broadcast_all(*[_cast(v, dtype) for v in present])
     x, rest = args[0], args[1:]
+    inexact = dtype.kind in "fc"
     if lo is not None:
         lo_b, rest = rest[0], rest[1:]
-        x = ew.select_n(ew.lt(x, lo_b), x, lo_b)
+        beyond = ew.lt(x, lo_b)
+        if inexact:  # a NaN bound makes NaN, as NumPy's maximum/minimum do
+            beyond = ew.logical_or(beyond, ew.isnan(lo_b))
+        x = ew.select_n(beyond, x, lo_b)
     if hi is not None:
-        x = ew.select_n(ew.gt(x, rest[0]), x, rest[0])
+        beyond = ew.gt(x, rest[0])
+        if inexact:
+            beyond = ew.logical_or(beyond, ew.isnan(rest[0]))
+        x = ew.select_n(beyond, x, rest[0])
     return x
 
 

@@ -20,6 +20,7 @@ from functrans.numpy._base import (
     broadcast_all,
     broadcast_to_shape,
     normalize_axis,
+    numpy_scalar_result,
     promote,
 )
 from functrans.numpy._elementwise import multiply, negative, subtract
@@ -95,9 +96,11 @@ def dot(a, b):
     dims = _DOT_DIMS.get((na, contract_b))
     if dims is None:
         dims = _DOT_DIMS[na, contract_b] = canonical_dims((((na - 1,), (contract_b,)), ((), ())))
-    return dot_general(a, b, dimension_numbers=dims)
+    out = dot_general(a, b, dimension_numbers=dims)
+    return out[()] if type(out) is np.ndarray and out.ndim == 0 else out  # (NumPy's scalar)
 
 
+@numpy_scalar_result
 def matmul(a, b):
     """numpy.matmul (the @ operator): matrix products broadcast over leading batch axes; a 1-D
     operand is a row (a) or column (b) vector whose unit axis is removed from the result."""
@@ -135,6 +138,7 @@ def matmul(a, b):
     return out
 
 
+@numpy_scalar_result
 def inner(a, b):
     """numpy.inner: sum over the last axes of a and b (a product if either is 0-d)."""
     a, b = _operands(a, b)
@@ -150,6 +154,7 @@ def outer(a, b):
     return dot_general(a, b, dimension_numbers=_NO_DIMS)
 
 
+@numpy_scalar_result
 def vdot(a, b):
     """numpy.vdot: sum(conj(a) * b) over the flattened inputs (a is conjugated if complex)."""
     a, b = _operands(ravel(a), ravel(b))
@@ -407,6 +412,7 @@ def _greedy_pair(ops, out_labels, sizes) -> tuple[int, int, list]:
     return best[1], best[2], best[3]
 
 
+@numpy_scalar_result
 def einsum(*operands, out=None, optimize: Any = False, dtype=None, **kwargs):
     """numpy.einsum: Einstein summation over labelled axes.
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import builtins
 import math
+import warnings
 
 import numpy as np
 
@@ -20,6 +21,7 @@ from functrans.numpy._base import (
     broadcast_to_shape,
     normalize_axes,
     normalize_axis,
+    numpy_scalar_result,
     promote,
 )
 from functrans.numpy._diagonals import diagonal
@@ -145,7 +147,8 @@ def var(x, axis=None, dtype=None, ddof=0, keepdims=False):
     else:
         squared = ew.mul(centered, centered)
     total = sum(squared, axis=axes, keepdims=keepdims)
-    return _divide_as(total, _count(aval.shape, axes) - ddof)
+    # n - ddof below 0 is 0, as NumPy's (a division by zero: inf, or nan for 0/0)
+    return _divide_as(total, builtins.max(_count(aval.shape, axes) - ddof, 0))
 
 
 def std(x, axis=None, dtype=None, ddof=0, keepdims=False):
@@ -194,6 +197,7 @@ def average(a, axis=None, weights=None, returned=False, keepdims=False):
 _METHODS = ("linear", "lower", "higher", "midpoint", "nearest")
 
 
+@numpy_scalar_result
 def quantile(a, q, axis=None, method="linear", keepdims=False):
     """q-th quantiles (q in [0, 1], concrete) over the given axes, by sorting.
 
@@ -209,10 +213,18 @@ def quantile(a, q, axis=None, method="linear", keepdims=False):
         raise ValueError("quantiles must be in the range [0, 1]")
     a = asarray(a)
     aval = aval_of(a)
-    a = ew.convert_element_type(a, new_dtype=_inexact_dtype(aval.dtype))
+    if method not in ("lower", "higher", "nearest"):  # (those select: the dtype is kept)
+        a = ew.convert_element_type(a, new_dtype=_inexact_dtype(aval.dtype))
     axes = normalize_axes(axis, aval.ndim)
     kept = [i for i in range(aval.ndim) if i not in axes]
     n = _count(aval.shape, axes)
+    if n == 0:  # no data: NaN, as NumPy's (which warns)
+        warnings.warn("quantile of an empty slice", RuntimeWarning, stacklevel=2)
+        shape = q.shape + tuple(
+            (1 if keepdims else None) if i in axes else m for i, m in enumerate(aval.shape)
+        )
+        dtype = _inexact_dtype(aval.dtype)
+        return np.full(tuple(m for m in shape if m is not None), np.nan, dtype)[()]
     # the reduced axes flattened into one leading axis of length n, then sorted along it
     flat = reshape(
         transpose(a, permutation=tuple(axes) + tuple(kept)),
@@ -399,11 +411,13 @@ def _nan_extremum(fn, fill, x, axis, keepdims):
     return ew.select_n(all_nan, out, _full_like(out, np.nan))
 
 
+@numpy_scalar_result
 def nanmax(x, axis=None, keepdims=False):
     """Maximum ignoring NaNs (NaN where all are NaN); tied maxima share the derivative."""
     return _nan_extremum(max, -np.inf, x, axis, keepdims)
 
 
+@numpy_scalar_result
 def nanmin(x, axis=None, keepdims=False):
     """Minimum ignoring NaNs (NaN where all are NaN); tied minima share the derivative."""
     return _nan_extremum(min, np.inf, x, axis, keepdims)

@@ -15,7 +15,13 @@ import numpy as np
 
 import functrans.numpy as fnp
 from functrans.core import Tracer, aval_of
-from functrans.numpy._base import asarray, broadcast_to_shape, normalize_axis, promote
+from functrans.numpy._base import (
+    asarray,
+    broadcast_to_shape,
+    normalize_axis,
+    numpy_scalar_result,
+    promote,
+)
 from functrans.primitives import linalg as la
 from functrans.primitives.elementwise import stop_gradient
 
@@ -464,6 +470,8 @@ def _vector_norm(x, ord, axis, keepdims):  # noqa: A002 - the NumPy name
     powered = fnp.where(at_zero, 0.0, fnp.power(fnp.where(at_zero, 1.0, ax), float(ord)))
     total = fnp.sum(powered, axis=axis, keepdims=keepdims)
     zero = fnp.equal(total, 0)
+    if ord < 0:  # a zero entry's |0|^p is inf, and the norm 0 (as NumPy's)
+        zero = fnp.logical_or(zero, fnp.any(at_zero, axis=axis, keepdims=keepdims))
     return fnp.where(zero, 0.0, fnp.power(fnp.where(zero, 1.0, total), 1.0 / float(ord)))
 
 
@@ -502,6 +510,7 @@ def _matrix_norm(x, ord, row, col, keepdims):  # noqa: A002 - the NumPy name
     return out
 
 
+@numpy_scalar_result
 def norm(x, ord=None, axis=None, keepdims: bool = False):  # noqa: A002 - the NumPy name
     """Vector or matrix norm, as numpy.linalg.norm.
 
