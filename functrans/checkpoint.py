@@ -337,12 +337,13 @@ def checkpoint(fun: Callable, policy: Any = None) -> Callable:
     rule = _policy(policy)
 
     @functools.wraps(fun)
-    def checkpointed(*args):
-        flat, in_tree = tree_util.tree_flatten(args)
+    def checkpointed(*args, **kwargs):
+        flat, in_tree = tree_util.tree_flatten((args, kwargs))
         store: dict = {}
 
         def flat_fun(*xs):
-            out = fun(*tree_util.tree_unflatten(in_tree, list(xs)))
+            fargs, fkwargs = tree_util.tree_unflatten(in_tree, list(xs))
+            out = fun(*fargs, **fkwargs)
             leaves, store["out_tree"] = tree_util.tree_flatten(out)
             return [_as_array(x) for x in leaves]
 

@@ -20,7 +20,7 @@ import numpy as np
 
 from functrans import tree_util
 from functrans.control_flow import ops
-from functrans.core import Tracer
+from functrans.core import ShapedArray, Tracer, aval_of
 from functrans.errors import BatchingError, ConcretizationError
 from functrans.interpreters.batching import BatchTracer
 
@@ -49,7 +49,23 @@ def _any_lane(p: Any) -> bool:
 
 
 def _select(pred: Any, on_true: Any, on_false: Any) -> Any:
-    return tree_util.tree_map(lambda t, f: ops.where(pred, t, f), on_true, on_false)
+    """Per lane, on_true where pred else on_false: both must be alike (as staged branches must
+    be, and as JAX requires), not cast or broadcast to one another."""
+    leaves_t, tree_t = tree_util.tree_flatten(on_true)
+    leaves_f, tree_f = tree_util.tree_flatten(on_false)
+    leaves_t = [ops.as_array(x) for x in leaves_t]
+    leaves_f = [ops.as_array(x) for x in leaves_f]
+    avals_t = [aval_of(x) for x in leaves_t]
+    avals_f = [aval_of(x) for x in leaves_f]
+    if tree_t != tree_f or avals_t != avals_f:
+        raise TypeError(
+            "lax.cond/switch/while_loop: under vmap with a batched predicate both sides must "
+            "return the same structure, shapes and dtypes, got "
+            f"{tree_t}: ({', '.join(a.str_short() for a in avals_t)}) vs "
+            f"{tree_f}: ({', '.join(a.str_short() for a in avals_f)})"
+        )
+    outs = [ops.where(pred, t, f) for t, f in zip(leaves_t, leaves_f)]
+    return tree_util.tree_unflatten(tree_t, outs)
 
 
 def cond(pred: Any, true_fun: Callable, false_fun: Callable, *operands: Any) -> Any:
@@ -68,7 +84,9 @@ def cond(pred: Any, true_fun: Callable, false_fun: Callable, *operands: Any) -> 
             "functrans.numpy.where for elementwise choices."
         )
     p = _concrete(pred, "cond")
-    if p is _STAGED:
+    if p is _STAGED:  # (the branch index: pred != 0, as a boolean)
+        if aval_of(ops.as_array(pred)).dtype != np.dtype(bool):
+            pred = ops.as_array(pred) != 0
         return _staged([false_fun, true_fun], pred, operands)
     if p is not _BATCHED:
         return (true_fun if p else false_fun)(*operands)
@@ -170,8 +188,30 @@ def _staged_while(cond_fun: Callable, body_fun: Callable, val: Any) -> Any:
             )
         return leaves
 
-    outs = staged_while(flat_cond, flat_body, [ops.as_array(x) for x in flat])
+    outs = staged_while(flat_cond, flat_body, _carry_arrays(flat, flat_body, []))
     return tree_util.tree_unflatten(tree, outs)
+
+
+def _carry_arrays(carry: list, body: Callable, x_avals: list) -> list:
+    """A staged loop's initial carry as arrays. A Python scalar is weakly typed, as it is
+    eagerly (and in JAX): it takes the dtype the body makes of it (a float carry of a float32
+    loop is float32), found by staging the body once with the scalar as it is."""
+    arrays = [ops.as_array(c) for c in carry]
+    weak = [type(c) in (bool, int, float, complex) for c in carry]
+    if not any(weak):
+        return arrays
+    from functrans.control_flow.programs import stage
+
+    def trial(*args):  # the body with the Python scalars as they are: what eagerly happens
+        it = iter(args)
+        return body(*[c if w else next(it) for c, w in zip(carry, weak)], *it)
+
+    avals = [aval_of(a) for a, w in zip(arrays, weak) if not w]
+    jaxpr, _ = stage(trial, avals + list(x_avals))
+    for k, out in enumerate(jaxpr.out_avals[: len(carry)]):
+        if weak[k] and out.shape == () and out.dtype != aval_of(arrays[k]).dtype:
+            arrays[k] = np.asarray(carry[k], out.dtype)
+    return arrays
 
 
 def fori_loop(lower: Any, upper: Any, body_fun: Callable, init_val: Any) -> Any:
@@ -193,7 +233,12 @@ def fori_loop(lower: Any, upper: Any, body_fun: Callable, init_val: Any) -> Any:
             i, v = state
             return i + 1, body_fun(i, v)
 
-        return while_loop(lambda s: ops.less(s[0], upper), body, (lower, init_val))[1]
+        # i has the bounds' integer dtype (a Python int bound is weak), as in JAX
+        from functrans.numpy import astype
+        from functrans.numpy._base import asarray, result_dtype
+
+        first = astype(asarray(lower), result_dtype(lower, upper))
+        return while_loop(lambda s: ops.less(s[0], upper), body, (first, init_val))[1]
     val = init_val
     for i in range(int(lo), int(hi)):
         val = body_fun(i, val)
@@ -232,7 +277,7 @@ def scan(
             f"lax.scan: xs leaves and length disagree on the number of steps: {sorted(lengths)}"
         )
     n = lengths.pop()
-    if _staging():
+    if _staging() or n == 0:  # (no step to run: the staged scan knows the shapes of ys)
         return _staged_scan(f, init, xs, n, reverse)
     carry = init
     ys = []
@@ -285,9 +330,9 @@ def _staged_scan(f: Callable, init: Any, xs: Any, n: int, reverse: bool) -> tupl
         y_leaves, store["y_tree"] = tree_util.tree_flatten(y)
         return c_leaves + y_leaves
 
-    outs = staged_scan(
-        body, [ops.as_array(c) for c in carry_flat], [ops.as_array(x) for x in xs_flat], n, reverse
-    )
+    xs_arrays = [ops.as_array(x) for x in xs_flat]
+    x_avals = [ShapedArray(aval_of(x).shape[1:], aval_of(x).dtype) for x in xs_arrays]
+    outs = staged_scan(body, _carry_arrays(carry_flat, body, x_avals), xs_arrays, n, reverse)
     carry = tree_util.tree_unflatten(carry_tree, outs[: len(carry_flat)])
     ys = tree_util.tree_unflatten(store["y_tree"], outs[len(carry_flat) :])
     return carry, ys

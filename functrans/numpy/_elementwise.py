@@ -259,8 +259,8 @@ def power(x, y):
     """x ** y; an integer Python exponent uses repeated multiplication (exact, differentiable
     at x = 0)."""
     if isinstance(y, (int, np.integer)) and not isinstance(y, bool):
+        dtype = result_dtype(x, y)  # (before asarray: a Python x is weakly typed)
         x = asarray(x)
-        dtype = result_dtype(x, y)
         if y < 0 and dtype.kind in "iub":
             raise ValueError("Integers to negative integer powers are not allowed.")
         return ew.integer_pow(ew.convert_element_type(x, new_dtype=dtype), y=int(y))
