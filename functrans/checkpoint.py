@@ -348,15 +348,36 @@ def checkpoint(fun: Callable, policy: Any = None) -> Callable:
             return [_as_array(x) for x in leaves]
 
         flat_fun.__name__ = getattr(fun, "__name__", "fun")
-        outs = checkpoint_call_p.bind(*[_as_array(x) for x in flat], fun=flat_fun, policy=rule)
+        operands = [_as_array(x) for x in flat]
+        if core.current_trace() is not core.eval_trace:
+            # under a transformation `fun` may close over its traced values (a layer's
+            # parameters being differentiated): stage it now, and pass what it captured as
+            # operands, so the rules below never meet a tracer of the transformation above them
+            staged, operands = _closure_converted(flat_fun, operands)
+            outs = checkpoint_call_p.bind(*operands, fun=staged, policy=rule)
+        else:
+            outs = checkpoint_call_p.bind(*operands, fun=flat_fun, policy=rule)
         if "out_tree" not in store:
-            trace_to_jaxpr(flat_fun, [aval_of(_as_array(x)) for x in flat])
+            trace_to_jaxpr(flat_fun, [aval_of(x) for x in operands])
         return tree_util.tree_unflatten(store["out_tree"], outs)
 
     return checkpointed
 
 
 remat = checkpoint
+
+
+def _closure_converted(flat_fun: Callable, operands: list) -> tuple[Callable, list]:
+    """flat_fun staged on the operands' avals, as a function of (captured values, operands),
+    and those values followed by the operands."""
+    jaxpr, consts = trace_to_jaxpr(flat_fun, [aval_of(x) for x in operands])
+    program = Jaxpr([], [*jaxpr.constvars, *jaxpr.invars], jaxpr.eqns, jaxpr.outvars)
+
+    def staged(*xs):
+        return eval_jaxpr(program, [], *xs)
+
+    staged.__name__ = flat_fun.__name__
+    return staged, [*consts, *operands]
 
 
 def saved_residuals(fun: Callable, *args: Any) -> list[dict]:

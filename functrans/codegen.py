@@ -220,7 +220,7 @@ def _emit_call(eqn, names_in: list[str], namespace: dict, scalar: bool) -> str:
     name = eqn.prim.name
     impl = eqn.prim.impl
     templates = _SCALAR_TEMPLATES if scalar else _ARRAY_TEMPLATES
-    if name in templates:
+    if name in templates and not _complex_scalar_product(eqn):
         return templates[name].format(*names_in)
     if name == "dot_general" and not scalar:
         return _dot_general_expr(eqn, names_in)
@@ -248,6 +248,16 @@ def _emit_call(eqn, names_in: list[str], namespace: dict, scalar: bool) -> str:
         # back to a Python float: the operators that follow are 3x slower on NumPy scalars
         return f"{_python_type(eqn.outputs[0].aval.dtype)}({call})"
     return call
+
+
+def _complex_scalar_product(eqn) -> bool:
+    """A complex 0-d product: NumPy's scalar `*` rounds otherwise than its ufunc loop (which the
+    impl runs eagerly on 0-d arrays), so it is emitted as the ufunc call."""
+    return (
+        eqn.prim.name == "mul"
+        and eqn.outputs[0].aval.dtype.kind == "c"
+        and eqn.outputs[0].aval.shape == ()
+    )
 
 
 def _python_type(dtype: np.dtype) -> str:

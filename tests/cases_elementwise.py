@@ -104,6 +104,7 @@ def _finite_pair(rng, shape, dtype=np.float64):
 add_elementwise("atan2", binary_sampler(away_from_zero, away_from_zero))
 add_elementwise("hypot", binary_sampler(away_from_zero, normal))
 add_elementwise("logaddexp", pair_sampler(_finite_pair))
+add_elementwise("logaddexp2", pair_sampler(_finite_pair))
 add_elementwise(
     "logaddexp", binary_sampler(normal, normal, np.float32), tag="f32", shapes=((3, 4),)
 )

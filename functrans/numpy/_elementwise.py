@@ -123,12 +123,14 @@ arctanh = atanh = _unary_inexact(tr.atanh, "arctanh")
 
 def deg2rad(x):
     x = _to_inexact(x)
-    return ew.mul(x, _const(x, np.pi / 180))
+    t = aval_of(x).dtype.type  # the factor rounded as NumPy's, in x's precision
+    return ew.mul(x, _const(x, t(np.pi) / t(180)))
 
 
 def rad2deg(x):
     x = _to_inexact(x)
-    return ew.mul(x, _const(x, 180 / np.pi))
+    t = aval_of(x).dtype.type
+    return ew.mul(x, _const(x, t(180) / t(np.pi)))
 
 
 radians = deg2rad
@@ -282,10 +284,8 @@ def logaddexp(x, y):
 
 
 def logaddexp2(x, y):
-    """log2(2**x + 2**y), as logaddexp in units of log(2)."""
-    x, y = _inexact_operands(x, y)
-    ln2 = _const(x, np.log(2.0))
-    return ew.div(tr.logaddexp(ew.mul(x, ln2), ew.mul(y, ln2)), ln2)
+    """log2(2**x + 2**y), as NumPy computes it."""
+    return tr.logaddexp2(*_inexact_operands(x, y))
 
 
 arctan2 = atan2 = _binary_inexact(tr.atan2, "arctan2")

@@ -12,7 +12,7 @@ from functrans.numpy._shapes import _take_axis
 from functrans.primitives import concatenate as _concatenate
 from functrans.primitives import elementwise as ew
 from functrans.primitives import pad as _pad
-from functrans.primitives import slice_
+from functrans.primitives import reshape, slice_
 
 # ---------------------------------------------------------------------------------------------
 # Padding
@@ -92,9 +92,11 @@ def _pick_pad_value(values, vshape, ax, side):
     """The constant for one side of one axis from NumPy's (n, 2), (1, 2), (2,) or (1,) forms."""
     if len(vshape) == 2:
         row = ax if vshape[0] > 1 else 0
-        return slice_(values, start_indices=(row, side), limit_indices=(row + 1, side + 1))
-    k = side if vshape[0] == 2 else 0
-    return slice_(values, start_indices=(k,), limit_indices=(k + 1,))
+        one = slice_(values, start_indices=(row, side), limit_indices=(row + 1, side + 1))
+    else:
+        k = side if vshape[0] == 2 else 0
+        one = slice_(values, start_indices=(k,), limit_indices=(k + 1,))
+    return reshape(one, new_sizes=())  # a scalar: it broadcasts to a block of any rank
 
 
 __all__ = ["pad"]

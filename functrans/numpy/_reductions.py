@@ -14,7 +14,7 @@ import warnings
 
 import numpy as np
 
-from functrans.core import aval_of
+from functrans.core import Tracer, aval_of
 from functrans.numpy._base import (
     as_bool,
     asarray,
@@ -187,6 +187,8 @@ def average(a, axis=None, weights=None, returned=False, keepdims=False):
         w = broadcast_in_dim(w, shape=aval.shape, broadcast_dimensions=(ax,))
     axes = normalize_axes(axis, aval.ndim)
     w_sum = sum(w, axes, keepdims=keepdims)
+    if not isinstance(w_sum, Tracer) and np.any(w_sum == 0):  # (known now: NumPy's error)
+        raise ZeroDivisionError("Weights sum to zero, can't be normalized")
     avg = ew.div(sum(ew.mul(a, w), axes, keepdims=keepdims), w_sum)
     return (avg, w_sum) if returned else avg
 

@@ -405,6 +405,9 @@ def lstsq(a, b, rcond=None) -> LstsqResult:
             residuals = fnp.reshape(residuals, (1,))
     else:
         residuals = np.zeros((0,), _real_dtype(a))
+    rank = fnp.astype(rank, np.int32)  # (NumPy's lstsq gives an int32 rank)
+    if type(rank) is np.ndarray and rank.ndim == 0:
+        rank = rank[()]
     return LstsqResult(x, residuals, rank, s)
 
 
