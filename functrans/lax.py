@@ -53,6 +53,9 @@ def _select(pred: Any, on_true: Any, on_false: Any) -> Any:
     be, and as JAX requires), not cast or broadcast to one another."""
     leaves_t, tree_t = tree_util.tree_flatten(on_true)
     leaves_f, tree_f = tree_util.tree_flatten(on_false)
+    if tree_t == tree_f:  # a Python scalar is weakly typed: it takes the other side's dtype
+        pairs = [_weak_pair(t, f) for t, f in zip(leaves_t, leaves_f)]
+        leaves_t, leaves_f = [t for t, _ in pairs], [f for _, f in pairs]
     leaves_t = [ops.as_array(x) for x in leaves_t]
     leaves_f = [ops.as_array(x) for x in leaves_f]
     avals_t = [aval_of(x) for x in leaves_t]
@@ -66,6 +69,22 @@ def _select(pred: Any, on_true: Any, on_false: Any) -> Any:
         )
     outs = [ops.where(pred, t, f) for t, f in zip(leaves_t, leaves_f)]
     return tree_util.tree_unflatten(tree_t, outs)
+
+
+# a Python scalar is weakly typed within its kind (an int carry is int32 with int32 bounds, a
+# float one float32 in a float32 loop), as in JAX; across kinds (1 against 0.5) it is not
+_WEAK_KINDS = {bool: "b", int: "iu", float: "f", complex: "c"}
+
+
+def _weak_pair(t: Any, f: Any) -> tuple[Any, Any]:
+    kinds_t, kinds_f = _WEAK_KINDS.get(type(t)), _WEAK_KINDS.get(type(f))
+    if kinds_t and not kinds_f:
+        dtype = aval_of(ops.as_array(f)).dtype
+        return (np.asarray(t, dtype) if dtype.kind in kinds_t else t), f
+    if kinds_f and not kinds_t:
+        dtype = aval_of(ops.as_array(t)).dtype
+        return t, (np.asarray(f, dtype) if dtype.kind in kinds_f else f)
+    return t, f
 
 
 def cond(pred: Any, true_fun: Callable, false_fun: Callable, *operands: Any) -> Any:
@@ -207,7 +226,10 @@ def _carry_arrays(carry: list, body: Callable, x_avals: list) -> list:
         return body(*[c if w else next(it) for c, w in zip(carry, weak)], *it)
 
     avals = [aval_of(a) for a, w in zip(arrays, weak) if not w]
-    jaxpr, _ = stage(trial, avals + list(x_avals))
+    try:
+        jaxpr, _ = stage(trial, avals + list(x_avals))
+    except Exception:  # the body uses its carry as an array (c.dtype): the default dtypes
+        return arrays
     for k, out in enumerate(jaxpr.out_avals[: len(carry)]):
         if weak[k] and out.shape == () and out.dtype != aval_of(arrays[k]).dtype:
             arrays[k] = np.asarray(carry[k], out.dtype)
@@ -290,7 +312,22 @@ def scan(
         ys.reverse()
     if not ys or ys[0] is None:
         return carry, None
-    return carry, tree_util.tree_map(lambda *ys_: ops.stack(ys_), *ys)
+    return carry, tree_util.tree_map(lambda *ys_: ops.stack(_alike(ys_)), *ys)
+
+
+def _alike(values: Sequence[Any]) -> list:
+    """Values in their common dtype, Python scalars weakly typed (a first `y` that is the
+    Python int carry 0 takes the float dtype of the others, as when staged)."""
+    from functrans.numpy._base import result_dtype
+    from functrans.primitives import convert_element_type
+
+    dtype = result_dtype(*values)
+    return [
+        x
+        if aval_of(ops.as_array(x)).dtype == dtype
+        else convert_element_type(ops.as_array(x), new_dtype=dtype)
+        for x in values
+    ]
 
 
 def _staging() -> bool:

@@ -406,27 +406,35 @@ def _winners(pos, vals, combine: str):
 
 
 def _combine(flat_x, pos, vals, combine: str, size: int, keep=None):
-    """flat_x with positions `pos` (distinct, unless combine == 'add', or only the updates that
-    `keep` marks count) combined with vals."""
+    """flat_x with positions `pos` combined with vals: distinct positions (or only the updates
+    `keep` marks count) for set/min/max; add accumulates repeats; multiply assumes distinct."""
     dtype = aval_of(flat_x).dtype
-    ones = np.ones(aval_of(pos).shape, dtype)
-    if keep is not None:
-        vals = ew.select_n(keep, np.zeros(aval_of(vals).shape, dtype), vals)
-        ones = ew.select_n(keep, np.zeros(aval_of(pos).shape, dtype), ones)
+    n = aval_of(pos).shape[0]
+    if combine in ("set", "min", "max"):
+        if n == 0:
+            return flat_x
+        # one update decides each position: scatter its number (exact, an integer), then
+        # gather its value, bits and sign of zero as they are (a sum into zeros loses -0.0)
+        number = np.arange(1, n + 1)
+        if keep is not None:
+            number = ew.select_n(keep, np.zeros(n, np.int64), number)
+        source = scatter_add(number, pos, size=size)
+        mask = ew.gt(source, np.zeros(size, np.int64))
+        scattered = gather(
+            vals, ew.max(ew.sub(source, np.ones(size, np.int64)), np.zeros(size, np.int64))
+        )
+        new = (
+            scattered
+            if combine == "set"
+            else (ew.min if combine == "min" else ew.max)(flat_x, scattered)
+        )
+        return ew.select_n(mask, flat_x, new)
     scattered = scatter_add(vals, pos, size=size)
     if combine == "add":
         return ew.add(flat_x, scattered)
-    hit = scatter_add(ones, pos, size=size)
+    hit = scatter_add(np.ones(aval_of(pos).shape, dtype), pos, size=size)  # (multiply)
     mask = ew.gt(hit, np.zeros(size, dtype))
-    if combine == "set":
-        new = scattered
-    elif combine == "multiply":
-        new = ew.mul(flat_x, scattered)
-    elif combine == "min":
-        new = ew.min(flat_x, scattered)
-    else:
-        new = ew.max(flat_x, scattered)
-    return ew.select_n(mask, flat_x, new)
+    return ew.select_n(mask, flat_x, ew.mul(flat_x, scattered))
 
 
 class _AtIndexer:
