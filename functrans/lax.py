@@ -216,7 +216,7 @@ def _carry_arrays(carry: list, body: Callable, x_avals: list) -> list:
     eagerly (and in JAX): it takes the dtype the body makes of it (a float carry of a float32
     loop is float32), found by staging the body once with the scalar as it is."""
     arrays = [ops.as_array(c) for c in carry]
-    weak = [type(c) in (bool, int, float, complex) for c in carry]
+    weak = [type(c) in _WEAK_KINDS for c in carry]
     if not any(weak):
         return arrays
     from functrans.control_flow.programs import stage
