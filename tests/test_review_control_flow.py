@@ -3,10 +3,9 @@
 Each test failed on a bug found by an adversarial review (session 6). The expected values come
 from the same computation without the construct at issue (unrolled, or not checkpointed, or
 eager instead of jit), from the math, and from what JAX does on the same program (JAX is not
-needed to run these tests). Two bugs are not fixed yet and are strict xfails (docs/sharp_edges.md
-"Control flow inside checkpoint, and nested under jit(grad)"): both need the program-level
-partial evaluation (control_flow/programs.py split_program) to split a cond/scan/while equation
-with its own rule instead of treating it whole.
+needed to run these tests). The last two (control flow inside checkpoint, and nested under
+jit(grad)) were fixed by letting the program-level partial evaluation
+(control_flow/programs.py split_program) split a cond or scan equation with its own rule.
 """
 
 from __future__ import annotations
@@ -49,13 +48,6 @@ def _cond_fn(c0, xs):
     return lax.cond(c0 > 0, lambda c: fnp.sin(c) * c, lambda c: c**3, c0) * xs[0]
 
 
-_SPLIT = (
-    "known bug: split_program treats a control-flow equation with known and unknown inputs "
-    "whole (docs/sharp_edges.md)"
-)
-
-
-@pytest.mark.xfail(strict=True, reason=_SPLIT)
 @pytest.mark.parametrize("fn", [_scan_fn, _cond_fn], ids=["scan", "cond"])
 @pytest.mark.parametrize("mode", ["grad", "jvp"])
 def test_checkpoint_of_control_flow_is_differentiable(fn, mode):
@@ -150,7 +142,6 @@ def _scan_in_scan(c0):
     return lax.scan(outer, c0, XS)[0]
 
 
-@pytest.mark.xfail(strict=True, reason=_SPLIT)
 @pytest.mark.parametrize(
     "fn",
     [_cond_in_scan, _switch_in_scan, _scan_in_cond, _scan_in_scan],

@@ -8,6 +8,7 @@ from typing import Any
 import numpy as np
 
 from functrans.control_flow.programs import (
+    SPLIT_RULES,
     batch_program,
     closed,
     convert_closures,
@@ -19,7 +20,7 @@ from functrans.control_flow.programs import (
 from functrans.core import Primitive, UndefPrimal, aval_of, instantiate
 from functrans.interpreters.staging import StagingTrace
 from functrans.interpreters.transpose import backward_pass
-from functrans.ir import ClosedJaxpr, Jaxpr
+from functrans.ir import ClosedJaxpr, Eqn, Jaxpr, Var
 from functrans.primitives import bdim_to
 from functrans.primitives import elementwise as ew
 from functrans.primitives.base import batch_size
@@ -113,6 +114,59 @@ def _cond_partial_eval(trace, args, *, branches):
     return [next(staged_iter) if uk else next(known_iter) for uk in out_uk]
 
 
+def _split_cond_eqn(eqn, in_unknown):
+    """split_program's rule for a cond equation with a known index: each branch split alike
+    (residuals of every branch in their own slots, zeros in the others'), as _cond_partial_eval
+    does on a trace."""
+    if in_unknown[0]:
+        return None
+    index, operands, op_uk = eqn.inputs[0], eqn.inputs[1:], in_unknown[1:]
+    branches = eqn.params["branches"]
+    out_uk = [any(u) for u in zip(*[split_program(b, op_uk)[2] for b in branches], strict=True)]
+    splits = [split_program(b, op_uk, out_uk) for b in branches]
+    res_avals = [a for sp in splits for a in sp[3]]
+    n_known_out = out_uk.count(False)
+    known_ins = [x for x, u in zip(operands, op_uk, strict=True) if not u]
+    unknown_ins = [x for x, u in zip(operands, op_uk, strict=True) if u]
+    known_branches, unknown_branches, offset = [], [], 0
+    for known, rest, _, avals in splits:
+        before, after = res_avals[:offset], res_avals[offset + len(avals) :]
+
+        def known_fn(*xs, known=known, before=before, after=after):
+            outs = run(known, *xs)
+            return (
+                outs[:n_known_out]
+                + [full(a.shape, 0, a.dtype) for a in before]
+                + outs[n_known_out:]
+                + [full(a.shape, 0, a.dtype) for a in after]
+            )
+
+        def unknown_fn(*xs, rest=rest, start=offset, count=len(avals)):
+            return run(rest, *xs[start : start + count], *xs[len(res_avals) :])
+
+        known_branches.append(closed(known_fn, [_aval(x) for x in known_ins]))
+        unknown_branches.append(closed(unknown_fn, res_avals + [_aval(x) for x in unknown_ins]))
+        offset += len(avals)
+    residuals = [Var(a) for a in res_avals]
+    known_eqn = Eqn(
+        cond_p,
+        [index, *known_ins],
+        {"branches": tuple(known_branches)},
+        [o for o, u in zip(eqn.outputs, out_uk, strict=True) if not u] + residuals,
+    )
+    unknown_eqn = Eqn(
+        cond_p,
+        [index, *residuals, *unknown_ins],
+        {"branches": tuple(unknown_branches)},
+        [o for o, u in zip(eqn.outputs, out_uk, strict=True) if u],
+    )
+    return known_eqn, unknown_eqn, out_uk
+
+
+def _aval(x):
+    return x.aval  # (a Var or a Literal)
+
+
 def _cond_transpose(cts, index, *args, branches):
     linear = [type(a) is UndefPrimal for a in args]
     known = [a for a, lin in zip(args, linear, strict=True) if not lin]
@@ -143,6 +197,7 @@ cond_p.jvp = _cond_jvp
 cond_p.batch = _cond_batch
 cond_p.partial_eval = _cond_partial_eval
 cond_p.transpose = _cond_transpose
+SPLIT_RULES[cond_p] = _split_cond_eqn
 
 
 def staged_cond(index: Any, branch_funs: Sequence[Callable], operands: list[Any]) -> list[Any]:

@@ -79,6 +79,11 @@ def convert_closures(programs: Sequence[tuple[Jaxpr, list]]) -> tuple[list[Close
     return converted, all_consts
 
 
+# primitive -> rule(eqn, inputs_unknown) -> (known eqn, unknown eqn, outputs unknown), or None:
+# how split_program splits an equation of that primitive whose inputs are partly unknown
+SPLIT_RULES: dict = {}
+
+
 def split_program(
     program: ClosedJaxpr, in_unknown: Sequence[bool], out_unknown: Sequence[bool] | None = None
 ):
@@ -86,17 +91,31 @@ def split_program(
 
     known: known inputs -> known outputs + residuals. unknown: residuals + unknown inputs ->
     unknown outputs. `out_unknown` may force outputs known here to be unknown (they are then
-    passed through as residuals).
+    passed through as residuals). An equation with known and unknown inputs waits for the
+    unknown ones, unless its primitive has a rule in SPLIT_RULES (cond, scan), which splits it
+    into a known equation and an unknown one, recursively: so the primal work of a cond or scan
+    inside a checkpointed function, or nested in another loop, stays in the known part.
     """
     jaxpr = program.jaxpr
     unknown = {v for v, u in zip(jaxpr.invars, in_unknown, strict=True) if u}
     known_eqns, unknown_eqns = [], []
     for eqn in jaxpr.eqns:
-        if any(type(a) is Var and a in unknown for a in eqn.inputs):
+        eqn_uk = [type(a) is Var and a in unknown for a in eqn.inputs]
+        if not any(eqn_uk):
+            known_eqns.append(eqn)
+            continue
+        rule = SPLIT_RULES.get(eqn.prim)
+        parts = rule(eqn, eqn_uk) if rule is not None and not all(eqn_uk) else None
+        if parts is None:  # the whole equation waits for its unknown inputs
             unknown_eqns.append(eqn)
             unknown.update(eqn.outputs)
-        else:
-            known_eqns.append(eqn)
+            continue
+        # a control-flow equation split by its own rule: a known equation (its known outputs,
+        # and residuals as new variables) and an unknown one that reads them
+        known_eqn, unknown_eqn, out_uk_eqn = parts
+        known_eqns.append(known_eqn)
+        unknown_eqns.append(unknown_eqn)
+        unknown.update(o for o, u in zip(eqn.outputs, out_uk_eqn, strict=True) if u)
     natural = [type(v) is Var and v in unknown for v in jaxpr.outvars]
     out_uk = list(natural) if out_unknown is None else list(out_unknown)
     assert all(f or not n for n, f in zip(natural, out_uk, strict=True))

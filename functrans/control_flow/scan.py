@@ -7,6 +7,7 @@ from collections.abc import Callable
 import numpy as np
 
 from functrans.control_flow.programs import (
+    SPLIT_RULES,
     batch_program,
     closed,
     convert_closures,
@@ -18,7 +19,7 @@ from functrans.control_flow.programs import (
 from functrans.core import Primitive, ShapedArray, UndefPrimal, aval_of, instantiate
 from functrans.interpreters.staging import StagingTrace
 from functrans.interpreters.transpose import backward_pass
-from functrans.ir import Jaxpr
+from functrans.ir import Eqn, Jaxpr, Var
 from functrans.primitives import bdim_to
 from functrans.primitives import elementwise as ew
 from functrans.primitives.base import batch_size
@@ -185,6 +186,54 @@ def _scan_partial_eval(trace, args, *, body, counts, length, reverse):
     return carry_out + ys_out
 
 
+def _split_scan_eqn(eqn, in_unknown):
+    """split_program's rule for a scan equation: a known scan (known carries and ys, and the
+    residuals of every step stacked as more ys) and an unknown one that reads them, as
+    _scan_partial_eval does on a trace."""
+    body, counts = eqn.params["body"], eqn.params["counts"]
+    length, reverse = eqn.params["length"], eqn.params["reverse"]
+    consts, carry, xs = _scan_split(eqn.inputs, counts)
+    c_uk, k_uk, x_uk = _scan_split(list(in_unknown), counts)
+    nk = counts[1]
+    while True:  # a carry is unknown if any step can make it so
+        out_uk = split_program(body, c_uk + k_uk + x_uk)[2]
+        new = [a or b for a, b in zip(k_uk, out_uk[:nk], strict=True)]
+        if new == k_uk:
+            break
+        k_uk = new
+    out_uk = k_uk + split_program(body, c_uk + k_uk + x_uk)[2][nk:]
+    known_body, rest, _, res_avals = split_program(body, c_uk + k_uk + x_uk, out_uk)
+    kc = [x for x, u in zip(consts, c_uk, strict=True) if not u]
+    kk = [x for x, u in zip(carry, k_uk, strict=True) if not u]
+    kx = [x for x, u in zip(xs, x_uk, strict=True) if not u]
+    uc = [x for x, u in zip(consts, c_uk, strict=True) if u]
+    uk = [x for x, u in zip(carry, k_uk, strict=True) if u]
+    ux = [x for x, u in zip(xs, x_uk, strict=True) if u]
+    nuc, nuk, nres = len(uc), len(uk), len(res_avals)
+
+    def lin_body(*a):  # (uc, uk, res_i, ux_i) -> (uk', uy)
+        c, k = a[:nuc], a[nuc : nuc + nuk]
+        r, x = a[nuc + nuk : nuc + nuk + nres], a[nuc + nuk + nres :]
+        return run(rest, *r, *c, *k, *x)
+
+    ux_avals = [ShapedArray(x.aval.shape[1:], x.aval.dtype) for x in ux]
+    lin_prog = closed(lin_body, [x.aval for x in uc + uk] + list(res_avals) + ux_avals)
+    residuals = [Var(ShapedArray((length, *a.shape), a.dtype)) for a in res_avals]
+    known_eqn = Eqn(
+        scan_p,
+        [*kc, *kk, *kx],
+        {"body": known_body, "counts": (len(kc), len(kk)), "length": length, "reverse": reverse},
+        [o for o, u in zip(eqn.outputs, out_uk, strict=True) if not u] + residuals,
+    )
+    unknown_eqn = Eqn(
+        scan_p,
+        [*uc, *uk, *residuals, *ux],
+        {"body": lin_prog, "counts": (nuc, nuk), "length": length, "reverse": reverse},
+        [o for o, u in zip(eqn.outputs, out_uk, strict=True) if u],
+    )
+    return known_eqn, unknown_eqn, out_uk
+
+
 def _scan_transpose(cts, *ops, body, counts, length, reverse):
     consts, carry, xs = _scan_split(ops, counts)
     nk = len(carry)
@@ -258,6 +307,7 @@ scan_p.jvp = _scan_jvp
 scan_p.batch = _scan_batch
 scan_p.partial_eval = _scan_partial_eval
 scan_p.transpose = _scan_transpose
+SPLIT_RULES[scan_p] = _split_scan_eqn
 
 
 def staged_scan(body_fun: Callable, carry: list, xs: list, length: int, reverse: bool):
