@@ -9,6 +9,7 @@ import numpy as np
 
 from functrans.control_flow import ops
 from functrans.control_flow.programs import (
+    SPLIT_RULES,
     batch_program,
     closed,
     convert_closures,
@@ -21,7 +22,7 @@ from functrans.core import Primitive, ShapedArray, UndefPrimal, aval_of, instant
 from functrans.errors import MissingRuleError
 from functrans.interpreters.staging import StagingTrace
 from functrans.interpreters.transpose import backward_pass
-from functrans.ir import ClosedJaxpr, Jaxpr
+from functrans.ir import ClosedJaxpr, Eqn, Jaxpr, Var
 from functrans.primitives import bdim_to
 from functrans.primitives.base import batch_size
 
@@ -193,8 +194,68 @@ def _while_partial_eval(trace, args, *, cond, body, counts):
     return [next(ui) if u else next(ki) for u in carry_uk]
 
 
+def _split_while_eqn(eqn, in_unknown):
+    """split_program's rule for a while equation whose condition reads only known values: a
+    known loop that records its tape (while_tape) and an unknown one that replays it
+    (while_lin), as _while_partial_eval does on a trace. None where that does not apply."""
+    cond, body, counts = eqn.params["cond"], eqn.params["body"], eqn.params["counts"]
+    cc, bc, carry = _split3(eqn.inputs, counts)
+    cc_uk, bc_uk, carry_uk = _split3(list(in_unknown), counts)
+    if any(cc_uk):
+        return None
+    n = len(carry)
+    while True:  # a carry is unknown if any step can make it so
+        out_uk = split_program(body, bc_uk + carry_uk)[2]
+        new = [a or b for a, b in zip(carry_uk, out_uk, strict=True)]
+        if new == carry_uk:
+            break
+        carry_uk = new
+    if not any(carry_uk):
+        return None
+    cond_reads = {v for e in cond.jaxpr.eqns for v in e.inputs} | set(cond.jaxpr.outvars)
+    carry_vars = cond.jaxpr.invars[len(cc) :]
+    if any(v in cond_reads for v, uk in zip(carry_vars, carry_uk, strict=True) if uk):
+        return None
+    body_known, body_rest, _, res_avals = split_program(body, bc_uk + carry_uk, carry_uk)
+    kb = [x for x, u in zip(bc, bc_uk, strict=True) if not u]
+    ub = [x for x, u in zip(bc, bc_uk, strict=True) if u]
+    kc = [x for x, u in zip(carry, carry_uk, strict=True) if not u]
+    uc = [x for x, u in zip(carry, carry_uk, strict=True) if u]
+    known_idx = [i for i, u in enumerate(carry_uk) if not u]
+
+    def known_cond(*xs):  # (cc, known carries): unknown carries are not read
+        full_carry = [None] * n
+        for i, x in zip(known_idx, xs[len(cc) :], strict=True):
+            full_carry[i] = x
+        return run(cond, *xs[: len(cc)], *full_carry)
+
+    known_cond_p = closed(known_cond, [x.aval for x in cc] + [x.aval for x in kc])
+    tape = Var(_TAPE)
+    known_eqn = Eqn(
+        while_tape_p,
+        [*cc, *kb, *kc],
+        {
+            "cond": known_cond_p,
+            "body": body_known,
+            "counts": (len(cc), len(kb)),
+            "n_res": len(res_avals),
+            "mask_size": None,
+        },
+        [o for o, u in zip(eqn.outputs, carry_uk, strict=True) if not u] + [tape],
+    )
+    unknown_eqn = Eqn(
+        while_lin_p,
+        [tape, *ub, *uc],
+        {"body": body_rest, "n_consts": len(ub), "n_res": len(res_avals), "mask_size": None},
+        [o for o, u in zip(eqn.outputs, carry_uk, strict=True) if u],
+    )
+    return known_eqn, unknown_eqn, carry_uk
+
+
 def _tape_list(tape) -> list:
     """The steps recorded in a tape (a 0-d object array, or one entry per lane when masked)."""
+    if type(tape) is list:  # (a tape a scan stacked as a residual, and sliced: its entry)
+        return tape
     return tape.flat[0]
 
 
@@ -394,6 +455,8 @@ while_lin_p.abstract_eval = lambda tape, *avals, body, n_consts, n_res, mask_siz
 )
 while_lin_p.transpose = _while_lin_transpose
 while_lin_p.batch = _while_lin_batch
+
+SPLIT_RULES[while_p] = _split_while_eqn
 
 while_lin_t_p.impl = _while_lin_t_impl
 while_lin_t_p.batch = _while_lin_t_batch
