@@ -92,9 +92,9 @@ def split_program(
     known: known inputs -> known outputs + residuals. unknown: residuals + unknown inputs ->
     unknown outputs. `out_unknown` may force outputs known here to be unknown (they are then
     passed through as residuals). An equation with known and unknown inputs waits for the
-    unknown ones, unless its primitive has a rule in SPLIT_RULES (cond, scan), which splits it
-    into a known equation and an unknown one, recursively: so the primal work of a cond or scan
-    inside a checkpointed function, or nested in another loop, stays in the known part.
+    unknown ones, unless its primitive has a rule in SPLIT_RULES (cond, scan, while_loop), which
+    splits it into a known equation and an unknown one, recursively: so the primal work of
+    control flow inside a checkpointed function, or nested in another loop, stays known.
     """
     jaxpr = program.jaxpr
     unknown = {v for v, u in zip(jaxpr.invars, in_unknown, strict=True) if u}
