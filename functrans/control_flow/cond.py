@@ -75,18 +75,15 @@ def _cond_batch(vals, dims, *, branches):
     return outs, [0] * len(outs)
 
 
-def _cond_partial_eval(trace, args, *, branches):
-    index, operands = args[0], args[1:]
-    if not trace.is_known(index):
-        return StagingTrace.process_primitive(trace, cond_p, args, {"branches": branches})
-    in_uk = [not trace.is_known(x) for x in operands]
+def _split_branches(branches, in_uk: list, known_avals: list, unknown_avals: list):
+    """Every branch split alike into known and unknown parts: (outputs unknown, known branches
+    (known operands -> known outputs + residuals), unknown branches (residuals + unknown
+    operands -> unknown outputs), residual avals). Each branch fills its own residual slots and
+    zeros elsewhere. Shared by the trace rule and split_program's rule."""
     out_uk = [any(u) for u in zip(*[split_program(b, in_uk)[2] for b in branches], strict=True)]
     splits = [split_program(b, in_uk, out_uk) for b in branches]
-    res_avals = [a for s in splits for a in s[3]]
+    res_avals = [a for sp in splits for a in sp[3]]
     n_known_out = out_uk.count(False)
-    known_ins = [x for x, u in zip(operands, in_uk, strict=True) if not u]
-    unknown_ins = [x for x, u in zip(operands, in_uk, strict=True) if u]
-    # known part: every branch fills its own residual slots and zeros elsewhere
     known_branches, unknown_branches, offset = [], [], 0
     for known, rest, _, avals in splits:
         before, after = res_avals[:offset], res_avals[offset + len(avals) :]
@@ -102,13 +99,27 @@ def _cond_partial_eval(trace, args, *, branches):
         def unknown_fn(*xs, rest=rest, start=offset, count=len(avals)):
             return run(rest, *xs[start : start + count], *xs[len(res_avals) :])
 
-        known_branches.append(closed(known_fn, [aval_of(x) for x in known_ins]))
-        unknown_branches.append(closed(unknown_fn, res_avals + [aval_of(x) for x in unknown_ins]))
+        known_branches.append(closed(known_fn, known_avals))
+        unknown_branches.append(closed(unknown_fn, res_avals + unknown_avals))
         offset += len(avals)
-    known_outs = trace.forward(cond_p, [index, *known_ins], {"branches": tuple(known_branches)})
+    return out_uk, tuple(known_branches), tuple(unknown_branches), res_avals
+
+
+def _cond_partial_eval(trace, args, *, branches):
+    index, operands = args[0], args[1:]
+    if not trace.is_known(index):
+        return StagingTrace.process_primitive(trace, cond_p, args, {"branches": branches})
+    in_uk = [not trace.is_known(x) for x in operands]
+    known_ins = [x for x, u in zip(operands, in_uk, strict=True) if not u]
+    unknown_ins = [x for x, u in zip(operands, in_uk, strict=True) if u]
+    out_uk, known_branches, unknown_branches, _ = _split_branches(
+        branches, in_uk, [aval_of(x) for x in known_ins], [aval_of(x) for x in unknown_ins]
+    )
+    n_known_out = out_uk.count(False)
+    known_outs = trace.forward(cond_p, [index, *known_ins], {"branches": known_branches})
     residuals = known_outs[n_known_out:]
     staged = StagingTrace.process_primitive(
-        trace, cond_p, [index, *residuals, *unknown_ins], {"branches": tuple(unknown_branches)}
+        trace, cond_p, [index, *residuals, *unknown_ins], {"branches": unknown_branches}
     )
     known_iter, staged_iter = iter(known_outs[:n_known_out]), iter(staged)
     return [next(staged_iter) if uk else next(known_iter) for uk in out_uk]
@@ -121,50 +132,25 @@ def _split_cond_eqn(eqn, in_unknown):
     if in_unknown[0]:
         return None
     index, operands, op_uk = eqn.inputs[0], eqn.inputs[1:], in_unknown[1:]
-    branches = eqn.params["branches"]
-    out_uk = [any(u) for u in zip(*[split_program(b, op_uk)[2] for b in branches], strict=True)]
-    splits = [split_program(b, op_uk, out_uk) for b in branches]
-    res_avals = [a for sp in splits for a in sp[3]]
-    n_known_out = out_uk.count(False)
     known_ins = [x for x, u in zip(operands, op_uk, strict=True) if not u]
     unknown_ins = [x for x, u in zip(operands, op_uk, strict=True) if u]
-    known_branches, unknown_branches, offset = [], [], 0
-    for known, rest, _, avals in splits:
-        before, after = res_avals[:offset], res_avals[offset + len(avals) :]
-
-        def known_fn(*xs, known=known, before=before, after=after):
-            outs = run(known, *xs)
-            return (
-                outs[:n_known_out]
-                + [full(a.shape, 0, a.dtype) for a in before]
-                + outs[n_known_out:]
-                + [full(a.shape, 0, a.dtype) for a in after]
-            )
-
-        def unknown_fn(*xs, rest=rest, start=offset, count=len(avals)):
-            return run(rest, *xs[start : start + count], *xs[len(res_avals) :])
-
-        known_branches.append(closed(known_fn, [_aval(x) for x in known_ins]))
-        unknown_branches.append(closed(unknown_fn, res_avals + [_aval(x) for x in unknown_ins]))
-        offset += len(avals)
+    out_uk, known_branches, unknown_branches, res_avals = _split_branches(
+        eqn.params["branches"], op_uk, [x.aval for x in known_ins], [x.aval for x in unknown_ins]
+    )
     residuals = [Var(a) for a in res_avals]
     known_eqn = Eqn(
         cond_p,
         [index, *known_ins],
-        {"branches": tuple(known_branches)},
+        {"branches": known_branches},
         [o for o, u in zip(eqn.outputs, out_uk, strict=True) if not u] + residuals,
     )
     unknown_eqn = Eqn(
         cond_p,
         [index, *residuals, *unknown_ins],
-        {"branches": tuple(unknown_branches)},
+        {"branches": unknown_branches},
         [o for o, u in zip(eqn.outputs, out_uk, strict=True) if u],
     )
     return known_eqn, unknown_eqn, out_uk
-
-
-def _aval(x):
-    return x.aval  # (a Var or a Literal)
 
 
 def _cond_transpose(cts, index, *args, branches):

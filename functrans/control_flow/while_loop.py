@@ -125,53 +125,65 @@ def _while_batch(vals, dims, *, cond, body, counts):
     return outs, [0] * n
 
 
-def _while_partial_eval(trace, args, *, cond, body, counts):
-    cc, bc, carry = _split3(args, counts)
-    known = trace.is_known
-    n = len(carry)
-    if not all(map(known, cc)):
-        return StagingTrace.process_primitive(
-            trace, while_p, args, {"cond": cond, "body": body, "counts": counts}
-        )
-    # which carries are unknown: a fixed point (an unknown input can make a carry unknown)
-    bc_uk = [not known(x) for x in bc]
-    carry_uk = [not known(x) for x in carry]
-    while True:
-        _, _, out_uk, _ = split_program(body, bc_uk + carry_uk)
+def _while_split(cond, body, n_cc: int, cc_avals, bc_uk: list, carry_uk: list, kc_avals):
+    """The parts of a while loop split into a known loop that records a tape and an unknown one
+    that replays it: (carries unknown, known condition, known body, unknown body, residual
+    avals), or None where the split does not apply (no carry unknown, or the condition reads
+    an unknown one). Shared by the trace rule and split_program's rule. `kc_avals(carry_uk)`
+    gives the known carries' avals."""
+    n = len(carry_uk)
+    while True:  # a carry is unknown if any step can make it so
+        out_uk = split_program(body, bc_uk + carry_uk)[2]
         new = [a or b for a, b in zip(carry_uk, out_uk, strict=True)]
         if new == carry_uk:
             break
         carry_uk = new
-    if any(not known(x) for x, uk in zip(carry, carry_uk, strict=True) if not uk) or not any(
-        carry_uk
-    ):
-        return StagingTrace.process_primitive(
-            trace, while_p, args, {"cond": cond, "body": body, "counts": counts}
-        )
-    body_known, body_rest, _, res_avals = split_program(body, bc_uk + carry_uk, carry_uk)
-    if any(u for u, k in zip(carry_uk, [known(x) for x in carry], strict=True) if not u and not k):
-        raise AssertionError("unreachable")
-    # the cond must read only known carries
+    if not any(carry_uk):
+        return None
     cond_reads = {v for e in cond.jaxpr.eqns for v in e.inputs} | set(cond.jaxpr.outvars)
-    carry_vars = cond.jaxpr.invars[len(cc) :]
+    carry_vars = cond.jaxpr.invars[n_cc:]
     if any(v in cond_reads for v, uk in zip(carry_vars, carry_uk, strict=True) if uk):
+        return None
+    body_known, body_rest, _, res_avals = split_program(body, bc_uk + carry_uk, carry_uk)
+    known_idx = [i for i, u in enumerate(carry_uk) if not u]
+
+    def known_cond(*xs):  # (cc, known carries): unknown carries are bound to None, unread
+        full_carry = [None] * n
+        for i, x in zip(known_idx, xs[n_cc:], strict=True):
+            full_carry[i] = x
+        return run(cond, *xs[:n_cc], *full_carry)
+
+    known_cond_p = closed(known_cond, list(cc_avals) + list(kc_avals(carry_uk)))
+    return carry_uk, known_cond_p, body_known, body_rest, res_avals
+
+
+def _while_partial_eval(trace, args, *, cond, body, counts):
+    cc, bc, carry = _split3(args, counts)
+    known = trace.is_known
+    if not all(map(known, cc)):
         return StagingTrace.process_primitive(
             trace, while_p, args, {"cond": cond, "body": body, "counts": counts}
         )
+    bc_uk = [not known(x) for x in bc]
+    carry_uk = [not known(x) for x in carry]
+    parts = _while_split(
+        cond,
+        body,
+        len(cc),
+        [aval_of(x) for x in cc],
+        bc_uk,
+        carry_uk,
+        lambda uk: [aval_of(x) for x, u in zip(carry, uk, strict=True) if not u],
+    )
+    if parts is None or any(not known(x) for x, uk in zip(carry, parts[0], strict=True) if not uk):
+        return StagingTrace.process_primitive(
+            trace, while_p, args, {"cond": cond, "body": body, "counts": counts}
+        )
+    carry_uk, known_cond_p, body_known, body_rest, res_avals = parts
     kb = [x for x, u in zip(bc, bc_uk, strict=True) if not u]
     ub = [x for x, u in zip(bc, bc_uk, strict=True) if u]
     kc = [x for x, u in zip(carry, carry_uk, strict=True) if not u]
     uc = [x for x, u in zip(carry, carry_uk, strict=True) if u]
-    known_idx = [i for i, u in enumerate(carry_uk) if not u]
-
-    def known_cond(*xs):  # (cc, known carries): unknown carries are not read
-        full_carry = [None] * n
-        for i, x in zip(known_idx, xs[len(cc) :], strict=True):
-            full_carry[i] = x
-        # unknown carries are bound to None: the condition never reads them
-        return run(cond, *xs[: len(cc)], *full_carry)
-
-    known_cond_p = closed(known_cond, [aval_of(x) for x in cc] + [aval_of(x) for x in kc])
     outs = trace.forward(
         while_tape_p,
         [*cc, *kb, *kc],
@@ -203,33 +215,22 @@ def _split_while_eqn(eqn, in_unknown):
     cc_uk, bc_uk, carry_uk = _split3(list(in_unknown), counts)
     if any(cc_uk):
         return None
-    n = len(carry)
-    while True:  # a carry is unknown if any step can make it so
-        out_uk = split_program(body, bc_uk + carry_uk)[2]
-        new = [a or b for a, b in zip(carry_uk, out_uk, strict=True)]
-        if new == carry_uk:
-            break
-        carry_uk = new
-    if not any(carry_uk):
+    parts = _while_split(
+        cond,
+        body,
+        len(cc),
+        [x.aval for x in cc],
+        bc_uk,
+        carry_uk,
+        lambda uk: [x.aval for x, u in zip(carry, uk, strict=True) if not u],
+    )
+    if parts is None:
         return None
-    cond_reads = {v for e in cond.jaxpr.eqns for v in e.inputs} | set(cond.jaxpr.outvars)
-    carry_vars = cond.jaxpr.invars[len(cc) :]
-    if any(v in cond_reads for v, uk in zip(carry_vars, carry_uk, strict=True) if uk):
-        return None
-    body_known, body_rest, _, res_avals = split_program(body, bc_uk + carry_uk, carry_uk)
+    carry_uk, known_cond_p, body_known, body_rest, res_avals = parts
     kb = [x for x, u in zip(bc, bc_uk, strict=True) if not u]
     ub = [x for x, u in zip(bc, bc_uk, strict=True) if u]
     kc = [x for x, u in zip(carry, carry_uk, strict=True) if not u]
     uc = [x for x, u in zip(carry, carry_uk, strict=True) if u]
-    known_idx = [i for i, u in enumerate(carry_uk) if not u]
-
-    def known_cond(*xs):  # (cc, known carries): unknown carries are not read
-        full_carry = [None] * n
-        for i, x in zip(known_idx, xs[len(cc) :], strict=True):
-            full_carry[i] = x
-        return run(cond, *xs[: len(cc)], *full_carry)
-
-    known_cond_p = closed(known_cond, [x.aval for x in cc] + [x.aval for x in kc])
     tape = Var(_TAPE)
     known_eqn = Eqn(
         while_tape_p,
