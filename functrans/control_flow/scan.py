@@ -125,30 +125,59 @@ def _scan_batch(vals, dims, *, body, counts, length, reverse):
     return outs, [0] * len(carry) + [1] * (len(outs) - len(carry))
 
 
-def _scan_partial_eval(trace, args, *, body, counts, length, reverse):
-    params = {"body": body, "counts": counts, "length": length, "reverse": reverse}
-    known = trace.is_known
-    consts, carry, xs = _scan_split(args, counts)
-    nc, nk = counts
-    c_uk = [not known(x) for x in consts]
-    x_uk = [not known(x) for x in xs]
-    k_uk = [not known(x) for x in carry]
+def _scan_split_body(body, c_uk: list, k_uk: list, x_uk: list, u_avals: list, ux_avals: list):
+    """A scan body split for partial evaluation: (carries unknown, outputs unknown, known body
+    (known consts, carries, xs -> known carries, ys and per-step residuals), residual avals,
+    the linear body (unknown consts, carries, residuals, xs -> unknown carries, ys)). Shared by
+    the trace rule and split_program's rule. u_avals: the unknown consts' and carries' avals
+    as a function of the carries unknown."""
+    nk = len(k_uk)
     while True:  # a carry is unknown if any step can make it so
         out_uk = split_program(body, c_uk + k_uk + x_uk)[2]
         new = [a or b for a, b in zip(k_uk, out_uk[:nk], strict=True)]
         if new == k_uk:
             break
         k_uk = new
+    out_uk = k_uk + split_program(body, c_uk + k_uk + x_uk)[2][nk:]
+    known_body, rest, _, res_avals = split_program(body, c_uk + k_uk + x_uk, out_uk)
+    nuc, nuk, nres = c_uk.count(True), k_uk.count(True), len(res_avals)
+
+    def lin_body(*a):  # (uc, uk, res_i, ux_i) -> (uk', uy)
+        c, k = a[:nuc], a[nuc : nuc + nuk]
+        r, x = a[nuc + nuk : nuc + nuk + nres], a[nuc + nuk + nres :]
+        return run(rest, *r, *c, *k, *x)
+
+    lin_prog = closed(lin_body, list(u_avals(k_uk)) + list(res_avals) + list(ux_avals))
+    return k_uk, out_uk, known_body, res_avals, lin_prog
+
+
+def _scan_partial_eval(trace, args, *, body, counts, length, reverse):
+    params = {"body": body, "counts": counts, "length": length, "reverse": reverse}
+    known = trace.is_known
+    consts, carry, xs = _scan_split(args, counts)
+    nk = counts[1]
+    c_uk = [not known(x) for x in consts]
+    x_uk = [not known(x) for x in xs]
+    uc = [x for x, u in zip(consts, c_uk, strict=True) if u]
+    ux = [x for x, u in zip(xs, x_uk, strict=True) if u]
+    k_uk, out_uk, known_body, res_avals, lin_prog = _scan_split_body(
+        body,
+        c_uk,
+        [not known(x) for x in carry],
+        x_uk,
+        lambda k_uk: (
+            [aval_of(x) for x in uc] + [aval_of(x) for x, u in zip(carry, k_uk, strict=True) if u]
+        ),
+        [ShapedArray(aval_of(x).shape[1:], aval_of(x).dtype) for x in ux],
+    )
     if not any(c_uk + k_uk + x_uk) or any(
         not known(x) for x, u in zip(carry, k_uk, strict=True) if not u
     ):
         return StagingTrace.process_primitive(trace, scan_p, args, params)
-    natural = split_program(body, c_uk + k_uk + x_uk)[2]
-    out_uk = k_uk + natural[nk:]
-    known_body, rest, _, res_avals = split_program(body, c_uk + k_uk + x_uk, out_uk)
     kc = [x for x, u in zip(consts, c_uk, strict=True) if not u]
     kk = [x for x, u in zip(carry, k_uk, strict=True) if not u]
     kx = [x for x, u in zip(xs, x_uk, strict=True) if not u]
+    uk = [x for x, u in zip(carry, k_uk, strict=True) if u]
     n_known_carry = len(kk)
     n_known_y = out_uk[nk:].count(False)
     # known scan: known carries; ys = known ys + stacked residuals
@@ -160,26 +189,13 @@ def _scan_partial_eval(trace, args, *, body, counts, length, reverse):
     known_carry = outs[:n_known_carry]
     known_ys = outs[n_known_carry : n_known_carry + n_known_y]
     res_stacked = outs[n_known_carry + n_known_y :]
-    uc = [x for x, u in zip(consts, c_uk, strict=True) if u]
-    uk = [x for x, u in zip(carry, k_uk, strict=True) if u]
-    ux = [x for x, u in zip(xs, x_uk, strict=True) if u]
-    nuc, nuk = len(uc), len(uk)
-
-    def lin_body(*a):  # (uc, uk, res_i, ux_i) -> (uk', uy)
-        c, k = a[:nuc], a[nuc : nuc + nuk]
-        r, x = a[nuc + nuk : nuc + nuk + len(res_avals)], a[nuc + nuk + len(res_avals) :]
-        return run(rest, *r, *c, *k, *x)
-
-    u_avals = [aval_of(x) for x in uc + uk]
-    ux_avals = [ShapedArray(aval_of(x).shape[1:], aval_of(x).dtype) for x in ux]
-    lin_prog = closed(lin_body, u_avals + list(res_avals) + ux_avals)
     staged = StagingTrace.process_primitive(
         trace,
         scan_p,
         [*uc, *uk, *res_stacked, *ux],
-        {"body": lin_prog, "counts": (nuc, nuk), "length": length, "reverse": reverse},
+        {"body": lin_prog, "counts": (len(uc), len(uk)), "length": length, "reverse": reverse},
     )
-    staged_carry, staged_ys = iter(staged[:nuk]), iter(staged[nuk:])
+    staged_carry, staged_ys = iter(staged[: len(uk)]), iter(staged[len(uk) :])
     kc_iter, ky_iter = iter(known_carry), iter(known_ys)
     carry_out = [next(staged_carry) if u else next(kc_iter) for u in k_uk]
     ys_out = [next(staged_ys) if u else next(ky_iter) for u in out_uk[nk:]]
@@ -194,30 +210,21 @@ def _split_scan_eqn(eqn, in_unknown):
     length, reverse = eqn.params["length"], eqn.params["reverse"]
     consts, carry, xs = _scan_split(eqn.inputs, counts)
     c_uk, k_uk, x_uk = _scan_split(list(in_unknown), counts)
-    nk = counts[1]
-    while True:  # a carry is unknown if any step can make it so
-        out_uk = split_program(body, c_uk + k_uk + x_uk)[2]
-        new = [a or b for a, b in zip(k_uk, out_uk[:nk], strict=True)]
-        if new == k_uk:
-            break
-        k_uk = new
-    out_uk = k_uk + split_program(body, c_uk + k_uk + x_uk)[2][nk:]
-    known_body, rest, _, res_avals = split_program(body, c_uk + k_uk + x_uk, out_uk)
+    uc = [x for x, u in zip(consts, c_uk, strict=True) if u]
+    ux = [x for x, u in zip(xs, x_uk, strict=True) if u]
+    k_uk, out_uk, known_body, res_avals, lin_prog = _scan_split_body(
+        body,
+        c_uk,
+        k_uk,
+        x_uk,
+        lambda k_uk: [x.aval for x in uc] + [x.aval for x, u in zip(carry, k_uk, strict=True) if u],
+        [ShapedArray(x.aval.shape[1:], x.aval.dtype) for x in ux],
+    )
     kc = [x for x, u in zip(consts, c_uk, strict=True) if not u]
     kk = [x for x, u in zip(carry, k_uk, strict=True) if not u]
     kx = [x for x, u in zip(xs, x_uk, strict=True) if not u]
-    uc = [x for x, u in zip(consts, c_uk, strict=True) if u]
     uk = [x for x, u in zip(carry, k_uk, strict=True) if u]
-    ux = [x for x, u in zip(xs, x_uk, strict=True) if u]
-    nuc, nuk, nres = len(uc), len(uk), len(res_avals)
-
-    def lin_body(*a):  # (uc, uk, res_i, ux_i) -> (uk', uy)
-        c, k = a[:nuc], a[nuc : nuc + nuk]
-        r, x = a[nuc + nuk : nuc + nuk + nres], a[nuc + nuk + nres :]
-        return run(rest, *r, *c, *k, *x)
-
-    ux_avals = [ShapedArray(x.aval.shape[1:], x.aval.dtype) for x in ux]
-    lin_prog = closed(lin_body, [x.aval for x in uc + uk] + list(res_avals) + ux_avals)
+    nuc, nuk = len(uc), len(uk)
     residuals = [Var(ShapedArray((length, *a.shape), a.dtype)) for a in res_avals]
     known_eqn = Eqn(
         scan_p,
