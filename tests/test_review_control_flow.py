@@ -22,15 +22,6 @@ from functrans import lax
 XS = np.array([0.5, -0.7, 1.1])
 
 
-@pytest.fixture
-def cache_off():
-    ft.config.update("eager_cache", False)
-    try:
-        yield
-    finally:
-        ft.config.update("eager_cache", True)
-
-
 # ---------------------------------------------------------------------------------------------
 # 1. checkpoint of a function that contains lax.scan / lax.cond cannot be differentiated:
 #    _Split (checkpoint.py) splits the staged JVP with split_program, equation by equation, so
@@ -99,7 +90,7 @@ def test_checkpoint_closure_in_scan_body_under_jit():
     )
 
 
-def test_checkpoint_closure_grad_with_eager_cache_off(cache_off):
+def test_checkpoint_closure_grad_with_eager_cache_off(eager_cache_off):  # (conftest)
     np.testing.assert_allclose(ft.grad(_closure_fn)(0.3), 2 * math.cos(0.6), rtol=1e-14)
 
 
