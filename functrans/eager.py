@@ -83,11 +83,13 @@ class _Chain:
     """A stack of transformations over one user function: `descr` says what they are (a
     hashable description, outermost first) and `rebuild(g)` applies them to another function."""
 
-    __slots__ = ("fun", "descr", "rebuild", "owner", "last", "__weakref__")
+    __slots__ = ("fun", "descr", "rebuild", "owner", "last", "kind", "__weakref__")
 
     def __init__(self, fun: Callable, descr: tuple, rebuild: Callable[[Callable], Callable]):
         self.fun = fun
         self.descr = descr
+        # what the eager transformation's own trace is called, for messages: the innermost
+        self.kind = _KINDS.get(descr[-1][0], "JVPTrace")
         self.rebuild = rebuild
         self.owner: Any = None
         self.last: tuple | None = None  # (tree, signature, entry) of the last call
@@ -159,7 +161,10 @@ _INT64 = np.iinfo(np.int64)
 
 
 class _Entry:
-    __slots__ = ("ok", "traced", "avals", "concrete", "programs", "streak", "unreproducible")
+    __slots__ = (
+        "ok", "traced", "avals", "concrete", "programs", "streak", "unreproducible", "expect",
+        "known",
+    )  # fmt: skip
 
     def __init__(self):
         self.ok = True
@@ -168,14 +173,28 @@ class _Entry:
         self.traced: list[int] = []  # positions (in the flat arguments) f receives traced
         self.avals: list[ShapedArray] = []
         self.concrete: list[bool] = []  # its value is the argument's own (not batched)
+        # per traced position: the leaf whose value it has (None: not known), and whether that
+        # leaf is a Python scalar (its value is then the array of it)
+        self.known: list[tuple[int, bool] | None] = []
         self.programs: dict[Any, Any] = {}  # program key -> sightings, or its compiled form
+        self.expect: _Compiled | None = None  # the compiled program that ran last
 
 
 class _Compiled:
-    __slots__ = ("run",)
+    """A compiled program, and what its recording was: later calls of the entry record `f`
+    against it (a _CheckingTrace) instead of keying their recording anew.
 
-    def __init__(self, run: Callable):
+    `plan` follows the items of the program key (constants and operations, in order): a
+    constant's item as it is; an operation's item (prim, params key, inputs) followed by its
+    output avals and whether it is computed as it is recorded when its operands' values are at
+    hand (a piecewise-constant or integer operation)."""
+
+    __slots__ = ("run", "key", "plan")
+
+    def __init__(self, run: Callable, key: tuple, plan: tuple):
         self.run = run
+        self.key = key
+        self.plan = plan
 
 
 _EAGER_ONLY = object()  # a program whose compiled form failed or differed: it runs eagerly
@@ -324,6 +343,9 @@ def _first_call(chain, entry: _Entry, args, kwargs, leaves, tree) -> Any:
             entry.unreproducible = isinstance(err, (_Unreproducible, _BatchedValue))
             return chain.fun(*fargs, **fkwargs)
         entry.traced, entry.avals, entry.concrete = traced, avals, concrete
+        entry.known = [
+            (i, type(leaves[i]) in _PY_SCALARS) if c else None for i, c in zip(traced, concrete)
+        ]
         if len(rec.trace.records) > MAX_EQNS:  # recording it costs as much as it saves
             entry.ok = False
         elif rec.key[0]:
@@ -338,11 +360,11 @@ def _first_call(chain, entry: _Entry, args, kwargs, leaves, tree) -> Any:
 
 def _later_call(chain, body, entry: _Entry, args, kwargs, leaves, tree) -> Any:
     values = [
-        (np.asarray(leaves[i]) if type(leaves[i]) in _PY_SCALARS else leaves[i]) if c else None
-        for i, c in zip(entry.traced, entry.concrete)
+        None if k is None else np.asarray(leaves[k[0]]) if k[1] else leaves[k[0]]
+        for k in entry.known
     ]
     try:
-        rec = _record(chain, tree, leaves, entry.traced, entry.avals, values)
+        rec = _record(chain, tree, leaves, entry.traced, entry.avals, values, entry.expect)
     except Exception as err:
         # f as the ordinary eager path runs it: its own error (a function that raised), or a
         # function this recording cannot stand in for (then the ordinary path from now on)
@@ -351,10 +373,13 @@ def _later_call(chain, body, entry: _Entry, args, kwargs, leaves, tree) -> Any:
         out = body(*args, **kwargs)
         _stop(entry)
         return out
-    key = rec.key
-    seen = entry.programs.get(key)
+    seen = rec.compiled
+    if seen is None:
+        key = rec.key
+        seen = entry.programs.get(key)
     if type(seen) is _Compiled:
         entry.streak = 0
+        entry.expect = seen
         return seen.run(*rec.consts, *leaves)  # (it takes Python scalars as arrays)
     out = _eagerly(chain, rec, entry.traced, args, kwargs)
     # (counted only once the call succeeded: an error leaves nothing behind)
@@ -376,7 +401,9 @@ def _later_call(chain, body, entry: _Entry, args, kwargs, leaves, tree) -> Any:
         elif seen + 1 < COMPILE_AT:
             programs[key] = seen + 1
         else:
-            programs[key] = _compile(chain, rec, entry.traced, tree, leaves, out)
+            programs[key] = compiled = _compile(chain, rec, entry.traced, tree, leaves, out)
+            if type(compiled) is _Compiled:
+                entry.expect = compiled
     return out
 
 
@@ -384,6 +411,7 @@ def _stop(entry: _Entry) -> None:
     """This function and signature are not recorded any more (the ordinary eager path)."""
     entry.ok = False
     entry.programs.clear()
+    entry.expect = None
 
 
 def _eagerly(chain, rec: _Recording, traced, args, kwargs) -> Any:
@@ -435,6 +463,7 @@ def _compile(chain, rec: _Recording, traced, tree, leaves, expected) -> Any:
 
     n = len(rec.consts)
     consts = rec.consts
+    plan = _plan(rec.trace)
     rec.jaxpr  # noqa: B018 - built now: the recording trace is then no longer needed
     rec.trace = rec.consts = None
     rebuild = chain.rebuild
@@ -463,7 +492,22 @@ def _compile(chain, rec: _Recording, traced, tree, leaves, expected) -> Any:
         return _EAGER_ONLY
     if not _identical(got, expected):
         return _EAGER_ONLY
-    return _Compiled(run)
+    return _Compiled(run, rec.key, plan)
+
+
+def _plan(trace: RecordingTrace) -> tuple:
+    """The recording's key items, each operation's with its output avals and whether it is
+    computed as it is recorded when its operands' values are at hand (see _Compiled)."""
+    plan = []
+    records = iter(trace.records)
+    for item in trace.keys:
+        if type(item[0]) is str:  # ("const", ...)
+            plan.append(item)
+            continue
+        prim, _, _, _, out, _, _ = next(records)
+        zd = prim in ZERO_DERIVATIVE or not prim.multiple_results and out.dtype.kind not in "fc"
+        plan.append((*item, out, zd))
+    return tuple(plan)
 
 
 def _weak(fun: Callable) -> Any:
@@ -567,7 +611,7 @@ class RecordingTrace(Trace):
     __slots__ = (
         "n", "keys", "records", "consts", "const_ids", "avals", "in_avals", "in_values", "opaque",
         "kind", "values", "depends", "producers", "seen", "failed", "guarded", "reborn", "extobj",
-        "filters", "n_filters", "first_filter",
+        "filters", "n_filters", "first_filter", "expect", "kpos",
     )  # fmt: skip
 
     def __init__(self, parent, kind: str):
@@ -630,8 +674,11 @@ class RecordingTrace(Trace):
             self.avals[i] = _shaped(x.shape, x.dtype)
             self.consts.append(x)  # also keeps x alive, so its id stays unique
             self._guard(x, guard)
-            self.keys.append(("const", x.shape, x.dtype, x.flags.c_contiguous))
+            self._const_key(("const", x.shape, x.dtype, x.flags.c_contiguous))
         return i, i
+
+    def _const_key(self, key: tuple) -> None:
+        self.keys.append(key)
 
     def _guard(self, x: np.ndarray, guard: bool) -> None:
         """Make x read-only until f returns: the program reads x then, so f must not change it
@@ -712,36 +759,39 @@ class RecordingTrace(Trace):
             tracers._trace = self
             tracers.idx = first
             tracers.aval = out
-        opaque = False  # (its value is a custom rule's, not the impl's)
         if params:
-            pk = []
-            for k, v in params.items():
-                t = type(v)
-                if t is int or t is bool or t is str or v is None:
-                    pk.append((k, t, v))
-                else:
-                    memo = _KEY_MEMO.get(id(v))
-                    if memo is not None and memo[0] is v:  # (a canonical tuple, met before)
-                        pk.append((k, memo[1]))
-                        continue
-                    before, self.opaque = self.opaque, False
-                    key = _param_key(v, self)
-                    pk.append((k, key))
-                    opaque = opaque or self.opaque
-                    self.opaque = before or self.opaque
-                    # remembered: a nested tuple of plain values (a tuple of ints is its own key)
-                    if t is tuple and key is not v and _immutable(v):
-                        if len(_KEY_MEMO) >= 4096:
-                            _KEY_MEMO.clear()
-                        _KEY_MEMO[id(v)] = (v, key)
-            pk = tuple(pk)
-            if prim.name in _IMPL_VALUED:
-                opaque = False
+            pk, opaque = self._params_key(prim, params)
         else:
-            pk = ()
+            pk, opaque = (), False
         self.keys.append((prim, pk, tuple(ins)))
         self.records.append((prim, params, ins, lits, out, first, opaque))
         return tracers
+
+    def _params_key(self, prim, params: dict) -> tuple[tuple, bool]:
+        """The params' key, and whether one is opaque (a Python object whose behaviour is not
+        recorded: the operation's value is then a custom rule's, not the impl's)."""
+        opaque = False
+        pk = []
+        for k, v in params.items():
+            t = type(v)
+            if t is int or t is bool or t is str or v is None:
+                pk.append((k, t, v))
+            else:
+                memo = _KEY_MEMO.get(id(v))
+                if memo is not None and memo[0] is v:  # (a canonical tuple, met before)
+                    pk.append((k, memo[1]))
+                    continue
+                before, self.opaque = self.opaque, False
+                key = _param_key(v, self)
+                pk.append((k, key))
+                opaque = opaque or self.opaque
+                self.opaque = before or self.opaque
+                # remembered: a nested tuple of plain values (a tuple of ints is its own key)
+                if t is tuple and key is not v and _immutable(v):
+                    if len(_KEY_MEMO) >= 4096:
+                        _KEY_MEMO.clear()
+                    _KEY_MEMO[id(v)] = (v, key)
+        return tuple(pk), opaque and prim.name not in _IMPL_VALUED
 
     def finish(self, outs: list) -> tuple:
         """The outputs' numbers or literals, and their atoms."""
@@ -878,6 +928,128 @@ class RecordingTrace(Trace):
                 depends[first + k] = dep and out_avals[k].dtype.kind in "fc"
 
 
+class _CheckingTrace(RecordingTrace):
+    """A recording that expects the program of a compiled one (`expect`, a _Compiled): while
+    `f`'s operations are those of that program, item `kpos` of its key after item, each is
+    checked against it instead of keyed, and its outputs' avals are the program's (the same
+    operation on the same avals). At the first difference the trace becomes a RecordingTrace,
+    holding the key items checked so far, and records on as one: what it records is then the
+    same as if it had been one from the start."""
+
+    __slots__ = ()
+    kind = RecordingTrace.kind  # (the slot itself: Trace would make the class name its kind)
+
+    def process_primitive(self, prim, args, params):
+        filters = warnings.filters
+        if (
+            _extobj_get() is not self.extobj
+            or filters is not self.filters
+            or len(filters) != self.n_filters
+            or (filters and filters[0] is not self.first_filter)
+            or core.output_check is not None
+        ):  # (the ordinary recording tells what that means)
+            return self._mismatch(prim, args, params)
+        lits = None
+        if len(args) == 1:
+            x = args[0]
+            if type(x) is RecordingTracer and x._trace is self:
+                ins = (x.idx,)
+            else:  # no recorded operand: nothing is keyed
+                return RecordingTrace.process_primitive(self, prim, args, params)
+        else:
+            ins = []
+            others = None
+            for x in args:
+                if type(x) is RecordingTracer and x._trace is self:
+                    ins.append(x.idx)
+                else:
+                    if others is None:
+                        others = []
+                    others.append(len(ins))
+                    ins.append(None)
+            if others is not None:
+                if len(others) == len(args):  # no recorded operand: nothing is keyed
+                    return RecordingTrace.process_primitive(self, prim, args, params)
+                for j in others:
+                    ins[j], a = self._atom(args[j])  # (a new constant's key item is checked)
+                    if type(a) is Literal:
+                        if lits is None:
+                            lits = []
+                        lits.append((j, a))
+                if type(self) is not _CheckingTrace:  # a constant differed
+                    return RecordingTrace.process_primitive(self, prim, args, params)
+            ins = tuple(ins)
+        k = self.kpos
+        try:
+            item = self.expect.plan[k]
+        except IndexError:
+            item = ()
+        # (an effectful primitive is never in a compiled program: it differs here)
+        if not item or item[0] is not prim or item[2] != ins:
+            return self._mismatch(prim, args, params)
+        if params:
+            pk, opaque = self._params_key(prim, params)
+            if pk != item[1]:
+                return self._mismatch(prim, args, params)
+        elif item[1]:
+            return self._mismatch(prim, args, params)
+        else:
+            opaque = False
+        if item[4]:  # computed now if the operands' values are at hand (as recorded, they
+            # were not)
+            for x in args:
+                if type(x) is RecordingTracer:
+                    v = self.available(x.idx)
+                    if v is None or v is _OPAQUE:
+                        break
+            else:
+                return self._mismatch(prim, args, params)
+        out = item[3]
+        self.kpos = k + 1
+        first = self.n
+        if prim.multiple_results:
+            self.n = first + len(out)
+            tracers = [RecordingTracer(self, first + i, a) for i, a in enumerate(out)]
+        else:
+            self.n = first + 1
+            tracers = _new(RecordingTracer)
+            tracers._trace = self
+            tracers.idx = first
+            tracers.aval = out
+        self.records.append((prim, params, ins, lits, out, first, opaque))
+        return tracers
+
+    def _const_key(self, key: tuple) -> None:
+        k = self.kpos
+        plan = self.expect.plan
+        if k < len(plan) and plan[k] == key:
+            self.kpos = k + 1
+        else:
+            self._diverge().keys.append(key)
+
+    def _mismatch(self, prim, args, params):
+        """An operation that is not the plan's next: what the ordinary recording does with it.
+        If that keys nothing (an operation it computes now, on values at hand), the recording
+        checks on; otherwise it has differed from the plan."""
+        kpos, n_records = self.kpos, len(self.records)
+        self._diverge()
+        out = RecordingTrace.process_primitive(self, prim, args, params)
+        if len(self.keys) == kpos and len(self.records) == n_records:
+            self.__class__ = _CheckingTrace
+        return out
+
+    def _diverge(self) -> RecordingTrace:
+        """From here on, an ordinary recording (with the key items checked so far)."""
+        self.keys = list(self.expect.key[1][: self.kpos])
+        self.__class__ = RecordingTrace
+        return self
+
+    def matched(self, out_keys: tuple, out_tree) -> bool:
+        """Whether the recording is the expected program (`f` has returned these outputs)."""
+        key = self.expect.key
+        return self.kpos == len(key[1]) and out_keys == key[2] and out_tree == key[3]
+
+
 _KINDS = {"vmap": "BatchTrace"}
 _LEAF_TREE = tree_util.tree_flatten(0)[1]  # the others differentiate: forward mode, to the user
 
@@ -886,16 +1058,25 @@ class _Recording:
     """One call's recording: the program key, the constants, and (built on demand) the
     program."""
 
-    __slots__ = ("trace", "key", "consts", "out_tree", "out_atoms", "_jaxpr", "last_uses")
+    __slots__ = (
+        "trace", "key", "consts", "out_tree", "out_atoms", "_jaxpr", "last_uses", "compiled",
+    )  # fmt: skip
 
     def __init__(self, trace: RecordingTrace, outs: list, out_tree):
         out_keys, self.out_atoms = trace.finish(outs)
         self.trace = trace
         self.consts = trace.consts
         self.out_tree = out_tree
-        self.key = (not trace.opaque, tuple(trace.keys), out_keys, out_tree)
         self._jaxpr = None
         self.last_uses = None
+        self.compiled = None  # the compiled program it was checked against, if it is that one
+        if type(trace) is _CheckingTrace:
+            if trace.matched(out_keys, out_tree):
+                self.compiled = trace.expect
+                self.key = trace.expect.key
+                return
+            trace._diverge()
+        self.key = (not trace.opaque, tuple(trace.keys), out_keys, out_tree)
 
     @property
     def jaxpr(self) -> Jaxpr:
@@ -950,12 +1131,24 @@ def _unguard(arrays: list[np.ndarray]) -> None:
         arrays = left
 
 
-def _record(chain, tree, leaves, traced, avals, values) -> _Recording:
+def _record(chain, tree, leaves, traced, avals, values, expect=None) -> _Recording:
+    """Record `f` on the leaves (the `traced` ones as tracers), checking it against the
+    compiled program `expect` where one is given."""
     fun = chain.fun
-    trace = RecordingTrace(eval_trace, _KINDS.get(chain.descr[-1][0], "JVPTrace"))
-    flat = list(leaves)
-    for i, t in zip(traced, trace.new_args(avals, values)):
-        flat[i] = t
+    kind = chain.kind
+    if expect is None:
+        trace = RecordingTrace(eval_trace, kind)
+    else:
+        trace = _CheckingTrace(eval_trace, kind)
+        trace.expect = expect
+        trace.kpos = 0
+    tracers = trace.new_args(avals, values)
+    if len(tracers) == len(leaves):  # (all of them, in order)
+        flat = tracers
+    else:
+        flat = list(leaves)
+        for i, t in zip(traced, tracers):
+            flat[i] = t
     if tree is _flat_tree(len(flat)):
         fargs, fkwargs = flat, {}
     else:

@@ -161,6 +161,8 @@ def sinc(x):
 
 
 def negative(x):
+    if isinstance(x, Tracer):  # (the hot path: -x on a traced value)
+        return _current_trace_get().process_primitive(ew.neg_p, (x,), {})
     return ew.neg(asarray(x))
 
 

@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from functrans import core
 from functrans.core import Tracer, aval_of
 from functrans.numpy._base import (
     asarray,
@@ -27,7 +28,9 @@ from functrans.numpy._elementwise import multiply, negative, subtract
 from functrans.numpy._shapes import moveaxis, ravel, reshape, stack
 from functrans.primitives import dot_general, reduce_sum, slice_, transpose
 from functrans.primitives import elementwise as ew
-from functrans.primitives.dot import canonical_dims
+from functrans.primitives.dot import canonical_dims, dot_general_p
+
+_current_trace_get = core._current_trace.get
 
 _NO_DIMS = (((), ()), ((), ()))
 _DOT_DIMS: dict = {}  # (rank of a, contracted axis of b) -> dot's canonical dimension numbers
@@ -85,8 +88,15 @@ def _check_contract(a, b, ax_a, ax_b, name):
 
 def dot(a, b):
     """numpy.dot: the last axis of a with the second-to-last of b (the only one if b is 1-D)."""
-    a, b = _operands(a, b)
-    sa, sb = aval_of(a).shape, aval_of(b).shape
+    if isinstance(a, Tracer) and isinstance(b, Tracer):  # (the hot path: nothing to promote)
+        aa, ab = a.aval, b.aval
+        if aa.dtype != ab.dtype or aa.dtype.kind not in "fc":
+            a, b = promote(a, b)
+            aa, ab = aval_of(a), aval_of(b)
+    else:
+        a, b = promote(a, b)
+        aa, ab = aval_of(a), aval_of(b)
+    sa, sb = aa.shape, ab.shape
     na, nb = len(sa), len(sb)
     if na == 0 or nb == 0:
         return multiply(a, b)
@@ -96,7 +106,8 @@ def dot(a, b):
     dims = _DOT_DIMS.get((na, contract_b))
     if dims is None:
         dims = _DOT_DIMS[na, contract_b] = canonical_dims((((na - 1,), (contract_b,)), ((), ())))
-    out = dot_general(a, b, dimension_numbers=dims)
+    # (dot_general's bind, its dimension numbers canonical already)
+    out = _current_trace_get().process_primitive(dot_general_p, (a, b), {"dimension_numbers": dims})
     return out[()] if type(out) is np.ndarray and out.ndim == 0 else out  # (NumPy's scalar)
 
 
