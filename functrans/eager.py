@@ -229,6 +229,22 @@ def _signature(leaves: list) -> tuple | None:
 
 
 def _call(chain: _Chain, body: Callable, args: tuple, kwargs: dict) -> Any:
+    last = chain.last
+    if last is not None and last[3] and not kwargs and len(args) == len(last[1]):
+        # the common case: positional arrays with the last call's signature (checked in place)
+        for a, (shape, dtype, c_contiguous) in zip(args, last[1]):
+            if (
+                type(a) is not np.ndarray
+                or a.shape != shape
+                or (a.dtype is not dtype and a.dtype != dtype)
+                or a.flags.c_contiguous is not c_contiguous
+            ):
+                break
+        else:
+            entry = last[2]
+            if not entry.ok:
+                return body(*args, **kwargs)
+            return _later_call(chain, body, entry, args, kwargs, list(args), last[0])
     sig = None
     if not kwargs:  # the common case: positional arrays
         sig = []
@@ -248,7 +264,8 @@ def _call(chain: _Chain, body: Callable, args: tuple, kwargs: dict) -> Any:
         sig = _signature(leaves)
     if sig is None:
         return body(*args, **kwargs)
-    last = chain.last
+    # (whether the signature is of positional arrays only: the fast check above)
+    positional = tree is _flat_tree(len(leaves)) and all(type(s) is tuple for s in sig)
     if last is not None and last[1] == sig and (last[0] is tree or last[0] == tree):
         entry = last[2]  # as on the last call
     else:
@@ -274,9 +291,9 @@ def _call(chain: _Chain, body: Callable, args: tuple, kwargs: dict) -> Any:
                     table[key] = entry
                 raise
             table[key] = entry  # only once the call succeeded: an error leaves nothing behind
-            chain.last = (tree, sig, entry)
+            chain.last = (tree, sig, entry, positional)
             return out
-        chain.last = (tree, sig, entry)
+        chain.last = (tree, sig, entry, positional)
     if not entry.ok:
         return body(*args, **kwargs)
     return _later_call(chain, body, entry, args, kwargs, leaves, tree)
@@ -1107,6 +1124,16 @@ class _Recording:
         return tree_util.tree_unflatten(self.out_tree, outs)
 
 
+class _Matched:
+    """A checked recording that is its compiled program to the end (what a call needs of it)."""
+
+    __slots__ = ("compiled", "consts")
+
+    def __init__(self, compiled: _Compiled, consts: list):
+        self.compiled = compiled
+        self.consts = consts
+
+
 def _first_filter_changed(trace: RecordingTrace) -> bool:
     """Whether the first warning filter is another (filterwarnings moves a filter to the front
     of the same list; setting the first one again puts an equal tuple there, which is no
@@ -1131,7 +1158,7 @@ def _unguard(arrays: list[np.ndarray]) -> None:
         arrays = left
 
 
-def _record(chain, tree, leaves, traced, avals, values, expect=None) -> _Recording:
+def _record(chain, tree, leaves, traced, avals, values, expect=None) -> _Recording | _Matched:
     """Record `f` on the leaves (the `traced` ones as tracers), checking it against the
     compiled program `expect` where one is given."""
     fun = chain.fun
@@ -1163,6 +1190,10 @@ def _record(chain, tree, leaves, traced, avals, values, expect=None) -> _Recordi
         if trace.failed:  # f caught the exception: it went on with what eagerly is not so
             raise _Unreproducible("an exception of the recording, caught")
         if type(out) is RecordingTracer:  # the common case: one array
+            if type(trace) is _CheckingTrace and out._trace is trace:
+                key = trace.expect.key
+                if trace.kpos == len(key[1]) and key[3] is _LEAF_TREE and key[2] == (out.idx,):
+                    return _Matched(trace.expect, trace.consts)
             return _Recording(trace, [out], _LEAF_TREE)
         outs, out_tree = tree_util.tree_flatten(out)
         return _Recording(trace, outs, out_tree)
