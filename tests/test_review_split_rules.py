@@ -5,11 +5,15 @@ of cond/scan/while_loop under jit(grad).
 Each test failed on a bug (session 6). Expected values come from the same function
 differentiated without the construct at issue (eager grad/jvp, or not checkpointed), and from
 what JAX does on the same program (JAX is not needed to run these tests). The while_loop cases
-are fixed (a split rule for while). The rest are memory left unsaved, and one dtype, not wrong
-values: strict xfails until a later session fixes them (see the session 6 note on issue 6).
+are fixed (a split rule for while), and so are the loop-invariant residual and the cond's
+residual slots (session 7: hoisted out of the loop; slots shared by branches). The rest are
+memory left unsaved, and one dtype, not wrong values: strict xfails until a later session
+fixes them (see the session 7 note on issue 6).
 """
 
 from __future__ import annotations
+
+import warnings
 
 import numpy as np
 import pytest
@@ -134,7 +138,8 @@ def test_checkpoint_policy_applies_inside_scan_body(policy):
 #    `w @ c` reads): reverse mode keeps L copies of W (a (50, 8, 8) residual, 25600 of the 35200
 #    bytes), and checkpoint(policy="everything") saves them. JAX hoists loop-invariant residuals
 #    out of the scan and keeps W once (its saved_residuals: W and three (50, 8) arrays).
-#    (_scan_partial_eval, the jit(grad) path, does the same.)
+#    (_scan_partial_eval, the jit(grad) path, did the same.) Fixed in session 7: a residual that
+#    is a known const of the body is a const of the linear scan (_hoist_invariant_residuals).
 
 
 def _rnn_plain(w, c0):
@@ -146,7 +151,6 @@ def _rnn_plain(w, c0):
     return fnp.sum(c) + fnp.sum(ys)
 
 
-@pytest.mark.xfail(strict=True, reason="known: a scan stacks loop-invariant residuals per step")
 @pytest.mark.parametrize("checkpointed", [False, True], ids=["plain", "checkpoint_everything"])
 def test_loop_invariant_scan_residual_is_not_stacked(checkpointed):
     fn = ft.checkpoint(_rnn_plain, policy="everything") if checkpointed else _rnn_plain
@@ -160,14 +164,14 @@ def test_loop_invariant_scan_residual_is_not_stacked(checkpointed):
 # 5. Memory: _split_cond_eqn gives every branch its own residual slots (zeros in the others'),
 #    so a cond whose two branches each need one (1000,) residual keeps two (1000,) arrays, one of
 #    them zeros; a switch with k branches keeps k. JAX shares slots of the same type between
-#    branches (_merge_branch_residuals) and keeps one (1000,) array here.
+#    branches (_merge_branch_residuals) and keeps one (1000,) array here. Fixed in session 7:
+#    _split_branches shares slots of one shape and dtype between branches.
 
 
 def _cond_sum(p, x):
     return fnp.sum(lax.cond(p > 0, lambda x: fnp.sin(x), lambda x: fnp.cos(x), x))
 
 
-@pytest.mark.xfail(strict=True, reason="known: cond branches do not share residual slots")
 @pytest.mark.parametrize("checkpointed", [False, True], ids=["plain", "checkpoint_everything"])
 def test_cond_branches_share_residual_slots(checkpointed):
     fn = ft.checkpoint(_cond_sum, policy="everything") if checkpointed else _cond_sum
@@ -200,3 +204,70 @@ def test_staged_scan_python_float_carry_stays_weak():
     assert np.asarray(ft.jit(_weak_carry)(x)).dtype == np.float32
     _, t = ft.jvp(ft.checkpoint(_weak_carry), (x,), (np.float32(1.0),))
     assert np.asarray(t).dtype == np.float32
+
+
+def _rnn_mixed(w, c0, reverse):
+    """W is a residual of two products (hoisted, read once), tanh's output a per-step one."""
+
+    def body(c, xi):
+        h = fnp.tanh(w @ c + xi)
+        return w.T @ h * 0.5 + fnp.sin(h), fnp.sum(h * c)
+
+    c, ys = lax.scan(body, c0, _XL[:7], reverse=reverse)
+    return fnp.sum(c) + fnp.sum(ys)
+
+
+@pytest.mark.parametrize("reverse", [False, True])
+@pytest.mark.parametrize(
+    "how", ["grad", "jit_grad", "checkpoint", "jit_checkpoint", "vmap_grad", "hessian"]
+)
+def test_hoisted_scan_residuals_give_the_derivatives(how, reverse):
+    """The loop-invariant residual (W) hoisted out of the linear scan: derivatives against
+    central differences (and the Hessian's two modes against each other)."""
+    w, c0 = _W * 0.5, np.linspace(-0.5, 0.5, 8)
+
+    def f(w):
+        return _rnn_mixed(w, c0, reverse)
+
+    eps = 1e-6
+    fd = np.zeros_like(w)
+    for i in np.ndindex(w.shape):
+        e = np.zeros_like(w)
+        e[i] = eps
+        fd[i] = (f(w + e) - f(w - e)) / (2 * eps)
+    if how == "hessian":
+        h_fr = ft.jacfwd(ft.jacrev(f))(w)
+        h_rr = ft.jacrev(ft.jacrev(f))(w)
+        np.testing.assert_allclose(h_fr, h_rr, rtol=1e-9, atol=1e-12)
+        return
+    g = {
+        "grad": ft.grad(f),
+        "jit_grad": ft.jit(ft.grad(f)),
+        "checkpoint": ft.grad(ft.checkpoint(f)),
+        "jit_checkpoint": ft.jit(ft.grad(ft.checkpoint(f))),
+        "vmap_grad": lambda w: ft.vmap(ft.grad(f))(np.stack([w, w]))[1],
+    }[how]
+    np.testing.assert_allclose(g(w), fd, rtol=1e-6, atol=1e-8)
+
+
+@pytest.mark.parametrize("how", ["grad", "jit_grad", "checkpoint"])
+def test_a_zero_length_scan_runs_no_hoisted_work(how):
+    """Loop-invariant work is moved before the loop only if the loop runs: a scan of no steps
+    computes nothing (here log(0) would warn) and its gradient is zero."""
+    w = np.array([0.0, 1.0])
+
+    def f(w):
+        def body(c, xi):
+            return c + fnp.log(w) * c * xi, fnp.sum(c)
+
+        c, ys = lax.scan(body, w, np.zeros(0))
+        return fnp.sum(c) + fnp.sum(ys)
+
+    g = {
+        "grad": ft.grad(f),
+        "jit_grad": ft.jit(ft.grad(f)),
+        "checkpoint": ft.grad(ft.checkpoint(f, policy="everything")),
+    }[how]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        np.testing.assert_array_equal(g(w), np.ones(2))

@@ -78,31 +78,44 @@ def _cond_batch(vals, dims, *, branches):
 def _split_branches(branches, in_uk: list, known_avals: list, unknown_avals: list):
     """Every branch split alike into known and unknown parts: (outputs unknown, known branches
     (known operands -> known outputs + residuals), unknown branches (residuals + unknown
-    operands -> unknown outputs), residual avals). Each branch fills its own residual slots and
-    zeros elsewhere. Shared by the trace rule and split_program's rule."""
+    operands -> unknown outputs), residual avals). The branches share residual slots: each
+    puts its residuals in slots of their shape and dtype, the first free ones, and zeros in the
+    slots it does not use (so a cond keeps as many residuals as its hungriest branch needs of
+    each type, not the sum of all branches'). Shared by the trace rule and split_program's
+    rule."""
     out_uk = [any(u) for u in zip(*[split_program(b, in_uk)[2] for b in branches], strict=True)]
     splits = [split_program(b, in_uk, out_uk) for b in branches]
-    res_avals = [a for sp in splits for a in sp[3]]
+    slots: list = []  # the residual avals, one per slot
+    where = []  # per branch: the slot of each of its residuals
+    for _, _, _, avals in splits:
+        taken: set[int] = set()
+        mine = []
+        for a in avals:
+            s = next((i for i, b in enumerate(slots) if i not in taken and b == a), None)
+            if s is None:
+                s = len(slots)
+                slots.append(a)
+            taken.add(s)
+            mine.append(s)
+        where.append(mine)
     n_known_out = out_uk.count(False)
-    known_branches, unknown_branches, offset = [], [], 0
-    for known, rest, _, avals in splits:
-        before, after = res_avals[:offset], res_avals[offset + len(avals) :]
+    known_branches, unknown_branches = [], []
+    for (known, rest, _, _), mine in zip(splits, where, strict=True):
 
-        def known_fn(*xs, known=known, before=before, after=after):
+        def known_fn(*xs, known=known, mine=mine):
             outs = run(known, *xs)
-            zeros = (
-                [full(a.shape, 0, a.dtype) for a in before],
-                [full(a.shape, 0, a.dtype) for a in after],
-            )
-            return outs[:n_known_out] + zeros[0] + outs[n_known_out:] + zeros[1]
+            res = [None] * len(slots)
+            for s, r in zip(mine, outs[n_known_out:], strict=True):
+                res[s] = r
+            zeros = [full(a.shape, 0, a.dtype) if r is None else r for a, r in zip(slots, res)]
+            return outs[:n_known_out] + zeros
 
-        def unknown_fn(*xs, rest=rest, start=offset, count=len(avals)):
-            return run(rest, *xs[start : start + count], *xs[len(res_avals) :])
+        def unknown_fn(*xs, rest=rest, mine=mine):
+            return run(rest, *[xs[s] for s in mine], *xs[len(slots) :])
 
         known_branches.append(closed(known_fn, known_avals))
-        unknown_branches.append(closed(unknown_fn, res_avals + unknown_avals))
-        offset += len(avals)
-    return out_uk, tuple(known_branches), tuple(unknown_branches), res_avals
+        unknown_branches.append(closed(unknown_fn, slots + unknown_avals))
+    return out_uk, tuple(known_branches), tuple(unknown_branches), slots
 
 
 def _cond_partial_eval(trace, args, *, branches):
@@ -127,8 +140,8 @@ def _cond_partial_eval(trace, args, *, branches):
 
 def _split_cond_eqn(eqn, in_unknown):
     """split_program's rule for a cond equation with a known index: each branch split alike
-    (residuals of every branch in their own slots, zeros in the others'), as _cond_partial_eval
-    does on a trace."""
+    (residual slots shared between branches, zeros in those a branch does not use), as
+    _cond_partial_eval does on a trace."""
     if in_unknown[0]:
         return None
     index, operands, op_uk = eqn.inputs[0], eqn.inputs[1:], in_unknown[1:]

@@ -80,7 +80,8 @@ def convert_closures(programs: Sequence[tuple[Jaxpr, list]]) -> tuple[list[Close
 
 
 # primitive -> rule(eqn, inputs_unknown) -> (known eqn, unknown eqn, outputs unknown), or None:
-# how split_program splits an equation of that primitive whose inputs are partly unknown
+# how split_program splits an equation of that primitive whose inputs are partly unknown (the
+# known part may be a list of equations: work the rule moved out of a loop, then the loop)
 SPLIT_RULES: dict = {}
 
 
@@ -113,7 +114,10 @@ def split_program(
         # a control-flow equation split by its own rule: a known equation (its known outputs,
         # and residuals as new variables) and an unknown one that reads them
         known_eqn, unknown_eqn, out_uk_eqn = parts
-        known_eqns.append(known_eqn)
+        if type(known_eqn) is list:  # (work a rule moved before its known equation)
+            known_eqns.extend(known_eqn)
+        else:
+            known_eqns.append(known_eqn)
         unknown_eqns.append(unknown_eqn)
         unknown.update(o for o, u in zip(eqn.outputs, out_uk_eqn, strict=True) if u)
     natural = [type(v) is Var and v in unknown for v in jaxpr.outvars]

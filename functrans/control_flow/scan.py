@@ -19,7 +19,7 @@ from functrans.control_flow.programs import (
 from functrans.core import Primitive, ShapedArray, UndefPrimal, aval_of, instantiate
 from functrans.interpreters.staging import StagingTrace
 from functrans.interpreters.transpose import backward_pass
-from functrans.ir import Eqn, Jaxpr, Var
+from functrans.ir import ClosedJaxpr, Eqn, Jaxpr, Var
 from functrans.primitives import bdim_to
 from functrans.primitives import elementwise as ew
 from functrans.primitives.base import batch_size
@@ -31,7 +31,8 @@ from functrans.primitives.structural import full
 # Staged loops over a leading axis keep one copy of the body however long the loop. Reverse mode:
 # partial evaluation runs the known part as a scan that also stacks the per-step residuals (the
 # length is static, so they are ordinary arrays), and the linear remainder is a scan whose
-# transpose is a scan in the opposite direction.
+# transpose is a scan in the opposite direction. Residuals that depend on the known consts alone
+# (a weight matrix, its transpose) are computed once before the loop and read once, not stacked.
 
 scan_p = Primitive("scan", multiple_results=True)
 
@@ -125,12 +126,16 @@ def _scan_batch(vals, dims, *, body, counts, length, reverse):
     return outs, [0] * len(carry) + [1] * (len(outs) - len(carry))
 
 
-def _scan_split_body(body, c_uk: list, k_uk: list, x_uk: list, u_avals: list, ux_avals: list):
+def _scan_split_body(
+    body, c_uk: list, k_uk: list, x_uk: list, u_avals: list, ux_avals: list, length: int
+):
     """A scan body split for partial evaluation: (carries unknown, outputs unknown, known body
-    (known consts, carries, xs -> known carries, ys and per-step residuals), residual avals,
-    the linear body (unknown consts, carries, residuals, xs -> unknown carries, ys)). Shared by
-    the trace rule and split_program's rule. u_avals: the unknown consts' and carries' avals
-    as a function of the carries unknown."""
+    (known consts, carries, xs -> known carries, ys and per-step residuals), per-step residual
+    avals, the linear body (unknown consts, hoisted residuals, unknown carries, per-step
+    residuals, unknown xs -> unknown carries, ys), hoist (see _hoist_invariants): the
+    loop-invariant work whose results are read once rather than stacked). Shared by the trace
+    rule and split_program's rule. u_avals: the unknown consts' and carries' avals as a
+    function of the carries unknown."""
     nk = len(k_uk)
     while True:  # a carry is unknown if any step can make it so
         out_uk = split_program(body, c_uk + k_uk + x_uk)[2]
@@ -140,15 +145,83 @@ def _scan_split_body(body, c_uk: list, k_uk: list, x_uk: list, u_avals: list, ux
         k_uk = new
     out_uk = k_uk + split_program(body, c_uk + k_uk + x_uk)[2][nk:]
     known_body, rest, _, res_avals = split_program(body, c_uk + k_uk + x_uk, out_uk)
-    nuc, nuk, nres = c_uk.count(True), k_uk.count(True), len(res_avals)
+    if length:
+        known_body, res_avals, hoist, per_residual = _hoist_invariants(
+            known_body, res_avals, c_uk.count(False)
+        )
+    else:  # (no step runs: neither may the work of one, and nothing reads a residual)
+        hoist, per_residual = (None, 0), [(None, a) for a in res_avals]
+    nuc, nuk = c_uk.count(True), k_uk.count(True)
+    h_avals = [a for j, a in per_residual if j is not None]
+    nh, nres = len(h_avals), len(res_avals)
 
-    def lin_body(*a):  # (uc, uk, res_i, ux_i) -> (uk', uy)
-        c, k = a[:nuc], a[nuc : nuc + nuk]
-        r, x = a[nuc + nuk : nuc + nuk + nres], a[nuc + nuk + nres :]
-        return run(rest, *r, *c, *k, *x)
+    def lin_body(*a):  # (uc, hoisted residuals, uk, res_i, ux_i) -> (uk', uy)
+        c, h = a[:nuc], iter(a[nuc : nuc + nh])
+        k = a[nuc + nh : nuc + nh + nuk]
+        r = iter(a[nuc + nh + nuk : nuc + nh + nuk + nres])
+        x = a[nuc + nh + nuk + nres :]
+        residuals = [next(r) if j is None else next(h) for j, _ in per_residual]
+        return run(rest, *residuals, *c, *k, *x)
 
-    lin_prog = closed(lin_body, list(u_avals(k_uk)) + list(res_avals) + list(ux_avals))
-    return k_uk, out_uk, known_body, res_avals, lin_prog
+    u = list(u_avals(k_uk))
+    lin_prog = closed(lin_body, u[:nuc] + h_avals + u[nuc:] + list(res_avals) + list(ux_avals))
+    return k_uk, out_uk, known_body, res_avals, lin_prog, hoist
+
+
+def _hoist_invariants(known_body: ClosedJaxpr, res_avals: list, n_known_consts: int):
+    """Loop-invariant code motion for the residuals of a scan's known body: the residuals that
+    depend on its known consts alone (a weight matrix the linear body multiplies by, or its
+    transpose) are computed once, before the loop, with the operations they need; the linear
+    scan reads them once, as consts, instead of a copy per step, and the known body takes the
+    values of those operations it also uses as consts.
+
+    Returns (known body: (known consts, hoisted values it uses, carries, xs) -> ..., per-step
+    residual avals, hoist: (program: known consts -> hoisted values the known body uses, then
+    the hoisted residuals; or None; how many the known body uses), per residual in order: its
+    number among the hoisted residuals, or None for a per-step one, and its aval)."""
+    jaxpr = known_body.jaxpr
+    n_out = len(jaxpr.outvars) - len(res_avals)
+    consts_in = jaxpr.invars[:n_known_consts]
+    invariant = set(consts_in)
+    candidates = []
+    for eqn in jaxpr.eqns:  # (an effect happens once per step: it stays in the loop)
+        if not eqn.prim.effectful and all(type(a) is not Var or a in invariant for a in eqn.inputs):
+            candidates.append(eqn)
+            invariant.update(eqn.outputs)
+    res_vars = jaxpr.outvars[n_out:]
+    hoisted_res = [v for v in res_vars if type(v) is Var and v in invariant]
+    if not hoisted_res:
+        return known_body, res_avals, (None, 0), [(None, a) for a in res_avals]
+    needed = set(hoisted_res)
+    moved = []
+    for eqn in reversed(candidates):  # the operations the hoisted residuals need
+        if any(o in needed for o in eqn.outputs):
+            moved.append(eqn)
+            needed.update(a for a in eqn.inputs if type(a) is Var)
+    moved.reverse()
+    moved_ids = {id(e) for e in moved}
+    kept_eqns = [e for e in jaxpr.eqns if id(e) not in moved_ids]
+    step_res = [v for v in res_vars if not (type(v) is Var and v in invariant)]
+    kept_outs = jaxpr.outvars[:n_out] + step_res
+    used = {a for e in kept_eqns for a in e.inputs if type(a) is Var}
+    used.update(v for v in kept_outs if type(v) is Var)
+    body_in = [o for e in moved for o in e.outputs if o in used]
+    hoist = ClosedJaxpr(Jaxpr([], list(consts_in), moved, body_in + hoisted_res), [])
+    body = ClosedJaxpr(
+        Jaxpr(
+            jaxpr.constvars,
+            list(consts_in) + body_in + list(jaxpr.invars[n_known_consts:]),
+            kept_eqns,
+            kept_outs,
+        ),
+        known_body.consts,
+    )
+    numbers = iter(range(len(hoisted_res)))
+    per_residual = [
+        (next(numbers), a) if type(v) is Var and v in invariant else (None, a)
+        for v, a in zip(res_vars, res_avals, strict=True)
+    ]
+    return body, [v.aval for v in step_res], (hoist, len(body_in)), per_residual
 
 
 def _scan_partial_eval(trace, args, *, body, counts, length, reverse):
@@ -160,7 +233,7 @@ def _scan_partial_eval(trace, args, *, body, counts, length, reverse):
     x_uk = [not known(x) for x in xs]
     uc = [x for x, u in zip(consts, c_uk, strict=True) if u]
     ux = [x for x, u in zip(xs, x_uk, strict=True) if u]
-    k_uk, out_uk, known_body, res_avals, lin_prog = _scan_split_body(
+    k_uk, out_uk, known_body, res_avals, lin_prog, hoisted = _scan_split_body(
         body,
         c_uk,
         [not known(x) for x in carry],
@@ -169,6 +242,7 @@ def _scan_partial_eval(trace, args, *, body, counts, length, reverse):
             [aval_of(x) for x in uc] + [aval_of(x) for x, u in zip(carry, k_uk, strict=True) if u]
         ),
         [ShapedArray(aval_of(x).shape[1:], aval_of(x).dtype) for x in ux],
+        length,
     )
     if not any(c_uk + k_uk + x_uk) or any(
         not known(x) for x, u in zip(carry, k_uk, strict=True) if not u
@@ -180,11 +254,20 @@ def _scan_partial_eval(trace, args, *, body, counts, length, reverse):
     uk = [x for x, u in zip(carry, k_uk, strict=True) if u]
     n_known_carry = len(kk)
     n_known_y = out_uk[nk:].count(False)
+    # loop-invariant work, once (one level down, as the known scan runs)
+    hoist, n_body_in = hoisted
+    hv = [] if hoist is None else _forward_program(trace, hoist, kc)
+    hb, hc = hv[:n_body_in], hv[n_body_in:]  # (what the known body uses; the residuals)
     # known scan: known carries; ys = known ys + stacked residuals
     outs = trace.forward(
         scan_p,
-        [*kc, *kk, *kx],
-        {"body": known_body, "counts": (len(kc), len(kk)), "length": length, "reverse": reverse},
+        [*kc, *hb, *kk, *kx],
+        {
+            "body": known_body,
+            "counts": (len(kc) + len(hb), len(kk)),
+            "length": length,
+            "reverse": reverse,
+        },
     )
     known_carry = outs[:n_known_carry]
     known_ys = outs[n_known_carry : n_known_carry + n_known_y]
@@ -192,8 +275,13 @@ def _scan_partial_eval(trace, args, *, body, counts, length, reverse):
     staged = StagingTrace.process_primitive(
         trace,
         scan_p,
-        [*uc, *uk, *res_stacked, *ux],
-        {"body": lin_prog, "counts": (len(uc), len(uk)), "length": length, "reverse": reverse},
+        [*uc, *hc, *uk, *res_stacked, *ux],
+        {
+            "body": lin_prog,
+            "counts": (len(uc) + len(hc), len(uk)),
+            "length": length,
+            "reverse": reverse,
+        },
     )
     staged_carry, staged_ys = iter(staged[: len(uk)]), iter(staged[len(uk) :])
     kc_iter, ky_iter = iter(known_carry), iter(known_ys)
@@ -212,33 +300,66 @@ def _split_scan_eqn(eqn, in_unknown):
     c_uk, k_uk, x_uk = _scan_split(list(in_unknown), counts)
     uc = [x for x, u in zip(consts, c_uk, strict=True) if u]
     ux = [x for x, u in zip(xs, x_uk, strict=True) if u]
-    k_uk, out_uk, known_body, res_avals, lin_prog = _scan_split_body(
+    k_uk, out_uk, known_body, res_avals, lin_prog, hoisted = _scan_split_body(
         body,
         c_uk,
         k_uk,
         x_uk,
         lambda k_uk: [x.aval for x in uc] + [x.aval for x, u in zip(carry, k_uk, strict=True) if u],
         [ShapedArray(x.aval.shape[1:], x.aval.dtype) for x in ux],
+        length,
     )
     kc = [x for x, u in zip(consts, c_uk, strict=True) if not u]
     kk = [x for x, u in zip(carry, k_uk, strict=True) if not u]
     kx = [x for x, u in zip(xs, x_uk, strict=True) if not u]
     uk = [x for x, u in zip(carry, k_uk, strict=True) if u]
-    nuc, nuk = len(uc), len(uk)
+    # loop-invariant work, once: the hoisted operations as equations before the known scan
+    hoist, n_body_in = hoisted
+    pre, hv = ([], []) if hoist is None else _inline_program(hoist, kc)
+    hb, hc = hv[:n_body_in], hv[n_body_in:]  # (what the known body uses; the residuals)
+    nuc, nuk = len(uc) + len(hc), len(uk)
     residuals = [Var(ShapedArray((length, *a.shape), a.dtype)) for a in res_avals]
     known_eqn = Eqn(
         scan_p,
-        [*kc, *kk, *kx],
-        {"body": known_body, "counts": (len(kc), len(kk)), "length": length, "reverse": reverse},
+        [*kc, *hb, *kk, *kx],
+        {
+            "body": known_body,
+            "counts": (len(kc) + len(hb), len(kk)),
+            "length": length,
+            "reverse": reverse,
+        },
         [o for o, u in zip(eqn.outputs, out_uk, strict=True) if not u] + residuals,
     )
     unknown_eqn = Eqn(
         scan_p,
-        [*uc, *uk, *residuals, *ux],
+        [*uc, *hc, *uk, *residuals, *ux],
         {"body": lin_prog, "counts": (nuc, nuk), "length": length, "reverse": reverse},
         [o for o, u in zip(eqn.outputs, out_uk, strict=True) if u],
     )
-    return known_eqn, unknown_eqn, out_uk
+    return [*pre, known_eqn], unknown_eqn, out_uk
+
+
+def _forward_program(trace, program: ClosedJaxpr, args: list) -> list:
+    """A program run on known values one level below `trace`, as trace.forward runs one
+    primitive."""
+    env = dict(zip(program.jaxpr.invars, args, strict=True))
+    for eqn in program.jaxpr.eqns:
+        ins = [env[a] if type(a) is Var else a.val for a in eqn.inputs]
+        outs = trace.forward(eqn.prim, ins, eqn.params)
+        env.update(zip(eqn.outputs, outs if eqn.prim.multiple_results else [outs], strict=True))
+    return [env[a] if type(a) is Var else a.val for a in program.jaxpr.outvars]
+
+
+def _inline_program(program: ClosedJaxpr, args: list) -> tuple[list[Eqn], list]:
+    """A program's equations on the atoms `args`, with fresh variables: (equations, outputs)."""
+    env: dict = dict(zip(program.jaxpr.invars, args, strict=True))
+    eqns = []
+    for eqn in program.jaxpr.eqns:
+        outs = [Var(o.aval) for o in eqn.outputs]
+        ins = [env[a] if type(a) is Var else a for a in eqn.inputs]
+        eqns.append(Eqn(eqn.prim, ins, eqn.params, outs))
+        env.update(zip(eqn.outputs, outs, strict=True))
+    return eqns, [env[a] if type(a) is Var else a for a in program.jaxpr.outvars]
 
 
 def _scan_transpose(cts, *ops, body, counts, length, reverse):
