@@ -271,3 +271,30 @@ def test_a_zero_length_scan_runs_no_hoisted_work(how):
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         np.testing.assert_array_equal(g(w), np.ones(2))
+
+
+def _switch3(i, x):
+    branches = [
+        lambda x: fnp.sin(x) * 2.0,  # one (n,) residual
+        lambda x: x * fnp.exp(x) * fnp.tanh(x),  # several (n,)
+        lambda x: x * fnp.sum(x**2) + fnp.sqrt(fnp.sum(x**2)),  # () and (n,) ones
+    ]
+    return fnp.sum(lax.switch(i, branches, x) ** 2)
+
+
+@pytest.mark.parametrize("i", [0, 1, 2])
+@pytest.mark.parametrize("how", ["grad", "jit_grad", "checkpoint", "jit_checkpoint", "vmap"])
+def test_shared_cond_residual_slots_give_the_derivatives(how, i):
+    x = np.linspace(0.2, 0.9, 5)
+    eps = 1e-6
+    fd = np.array([(_switch3(i, x + e) - _switch3(i, x - e)) / (2 * eps) for e in np.eye(5) * eps])
+    g = {
+        "grad": ft.grad(_switch3, argnums=1),
+        "jit_grad": ft.jit(ft.grad(_switch3, argnums=1)),
+        "checkpoint": ft.grad(ft.checkpoint(_switch3, policy="everything"), argnums=1),
+        "jit_checkpoint": ft.jit(ft.grad(ft.checkpoint(_switch3), argnums=1)),
+        "vmap": lambda i, x: ft.vmap(ft.grad(_switch3, argnums=1))(
+            np.array([i, (i + 1) % 3]), np.stack([x, x])
+        )[0],
+    }[how]
+    np.testing.assert_allclose(g(i, x), fd, rtol=1e-6, atol=1e-8)
