@@ -182,7 +182,7 @@ class _Entry:
 
 class _Compiled:
     """A compiled program, and what its recording was: later calls of the entry record `f`
-    against it (a _CheckingTrace) instead of keying their recording anew.
+    against it (RecordingTrace._check) instead of keying their recording anew.
 
     `plan` follows the items of the program key (constants and operations, in order): a
     constant's item as it is; an operation's item (prim, params key, inputs) followed by its
@@ -628,7 +628,7 @@ class RecordingTrace(Trace):
     __slots__ = (
         "n", "keys", "records", "consts", "const_ids", "avals", "in_avals", "in_values", "opaque",
         "kind", "values", "depends", "producers", "seen", "failed", "guarded", "reborn", "extobj",
-        "filters", "n_filters", "first_filter", "expect", "kpos",
+        "filters", "n_filters", "first_filter", "checking", "expect", "kpos",
     )  # fmt: skip
 
     def __init__(self, parent, kind: str):
@@ -655,6 +655,7 @@ class RecordingTrace(Trace):
         self.filters = warnings.filters
         self.n_filters = len(warnings.filters)
         self.first_filter = warnings.filters[0] if warnings.filters else None
+        self.checking = False  # (see _check)
 
     def unreproducible(self, what: str) -> _Unreproducible:
         self.failed = True
@@ -695,6 +696,13 @@ class RecordingTrace(Trace):
         return i, i
 
     def _const_key(self, key: tuple) -> None:
+        if self.checking:
+            k = self.kpos
+            plan = self.expect.plan
+            if k < len(plan) and plan[k] == key:
+                self.kpos = k + 1
+                return
+            self._diverge()
         self.keys.append(key)
 
     def _guard(self, x: np.ndarray, guard: bool) -> None:
@@ -714,6 +722,86 @@ class RecordingTrace(Trace):
                 self.reborn.append(x)
 
     def process_primitive(self, prim, args, params):
+        if self.checking:  # (see "Checking against a compiled program" below: inline, as the
+            # hot path of eager calls)
+            filters = warnings.filters
+            if (
+                _extobj_get() is not self.extobj
+                or filters is not self.filters
+                or len(filters) != self.n_filters
+                or (filters and filters[0] is not self.first_filter)
+                or core.output_check is not None
+            ):  # (the ordinary recording tells what that means)
+                return self._mismatch(prim, args, params)
+            lits = None
+            if len(args) == 1:
+                x = args[0]
+                if type(x) is RecordingTracer and x._trace is self:
+                    ins = (x.idx,)
+                else:  # no recorded operand: nothing is keyed
+                    return self._mismatch(prim, args, params)
+            else:
+                ins = []
+                others = None
+                for x in args:
+                    if type(x) is RecordingTracer and x._trace is self:
+                        ins.append(x.idx)
+                    else:
+                        if others is None:
+                            others = []
+                        others.append(len(ins))
+                        ins.append(None)
+                if others is not None:
+                    if len(others) == len(args):  # no recorded operand: nothing is keyed
+                        return self._mismatch(prim, args, params)
+                    for j in others:
+                        ins[j], a = self._atom(args[j])  # (a new constant's key item is checked)
+                        if type(a) is Literal:
+                            if lits is None:
+                                lits = []
+                            lits.append((j, a))
+                    if not self.checking:  # a constant differed
+                        return self.process_primitive(prim, args, params)
+                ins = tuple(ins)
+            k = self.kpos
+            try:
+                item = self.expect.plan[k]
+            except IndexError:
+                item = ()
+            # (an effectful primitive is never in a compiled program: it differs here)
+            if not item or item[0] is not prim or item[2] != ins:
+                return self._mismatch(prim, args, params)
+            if params:
+                pk, opaque = self._params_key(prim, params)
+                if pk != item[1]:
+                    return self._mismatch(prim, args, params)
+            elif item[1]:
+                return self._mismatch(prim, args, params)
+            else:
+                opaque = False
+            if item[4]:  # computed now if the operands' values are at hand (as recorded, they
+                # were not)
+                for x in args:
+                    if type(x) is RecordingTracer:
+                        v = self.available(x.idx)
+                        if v is None or v is _OPAQUE:
+                            break
+                else:
+                    return self._mismatch(prim, args, params)
+            out = item[3]
+            self.kpos = k + 1
+            first = self.n
+            if prim.multiple_results:
+                self.n = first + len(out)
+                tracers = [RecordingTracer(self, first + i, a) for i, a in enumerate(out)]
+            else:
+                self.n = first + 1
+                tracers = _new(RecordingTracer)
+                tracers._trace = self
+                tracers.idx = first
+                tracers.aval = out
+            self.records.append((prim, params, ins, lits, out, first, opaque))
+            return tracers
         if prim.effectful:  # (a debug print): it must run where f runs it, in order
             raise self.unreproducible(f"the effect of {prim.name}")
         extobj = _extobj_get()
@@ -809,6 +897,37 @@ class RecordingTrace(Trace):
                         _KEY_MEMO.clear()
                     _KEY_MEMO[id(v)] = (v, key)
         return tuple(pk), opaque and prim.name not in _IMPL_VALUED
+
+    # -----------------------------------------------------------------------------------------
+    # Checking against a compiled program (`checking`): `expect`, a _Compiled, is the program
+    # `f` ran last. While `f`'s operations are its, key item `kpos` after item, each is checked
+    # against it instead of keyed, and its outputs' avals are the program's (the same operation
+    # on the same avals). At the first difference the recording goes on as an ordinary one,
+    # holding the key items checked so far: it then records what it would have recorded had it
+    # been ordinary from the start. (A flag, read on every call, not another class: code that
+    # holds `trace.process_primitive` across a divergence calls the right one.) The checking
+    # itself is process_primitive's first branch.
+
+    def _mismatch(self, prim, args, params):
+        """An operation that is not the plan's next: what the ordinary recording does with it.
+        If that keys nothing (an operation it computes now, on values at hand), the recording
+        checks on; otherwise it has differed from the plan."""
+        kpos, n_records = self.kpos, len(self.records)
+        self._diverge()
+        out = self.process_primitive(prim, args, params)
+        if len(self.keys) == kpos and len(self.records) == n_records:
+            self.checking = True
+        return out
+
+    def _diverge(self) -> None:
+        """From here on, an ordinary recording (with the key items checked so far)."""
+        self.keys = list(self.expect.key[1][: self.kpos])
+        self.checking = False
+
+    def matched(self, out_keys: tuple, out_tree) -> bool:
+        """Whether the recording is the expected program (`f` has returned these outputs)."""
+        key = self.expect.key
+        return self.kpos == len(key[1]) and out_keys == key[2] and out_tree == key[3]
 
     def finish(self, outs: list) -> tuple:
         """The outputs' numbers or literals, and their atoms."""
@@ -945,128 +1064,6 @@ class RecordingTrace(Trace):
                 depends[first + k] = dep and out_avals[k].dtype.kind in "fc"
 
 
-class _CheckingTrace(RecordingTrace):
-    """A recording that expects the program of a compiled one (`expect`, a _Compiled): while
-    `f`'s operations are those of that program, item `kpos` of its key after item, each is
-    checked against it instead of keyed, and its outputs' avals are the program's (the same
-    operation on the same avals). At the first difference the trace becomes a RecordingTrace,
-    holding the key items checked so far, and records on as one: what it records is then the
-    same as if it had been one from the start."""
-
-    __slots__ = ()
-    kind = RecordingTrace.kind  # (the slot itself: Trace would make the class name its kind)
-
-    def process_primitive(self, prim, args, params):
-        filters = warnings.filters
-        if (
-            _extobj_get() is not self.extobj
-            or filters is not self.filters
-            or len(filters) != self.n_filters
-            or (filters and filters[0] is not self.first_filter)
-            or core.output_check is not None
-        ):  # (the ordinary recording tells what that means)
-            return self._mismatch(prim, args, params)
-        lits = None
-        if len(args) == 1:
-            x = args[0]
-            if type(x) is RecordingTracer and x._trace is self:
-                ins = (x.idx,)
-            else:  # no recorded operand: nothing is keyed
-                return RecordingTrace.process_primitive(self, prim, args, params)
-        else:
-            ins = []
-            others = None
-            for x in args:
-                if type(x) is RecordingTracer and x._trace is self:
-                    ins.append(x.idx)
-                else:
-                    if others is None:
-                        others = []
-                    others.append(len(ins))
-                    ins.append(None)
-            if others is not None:
-                if len(others) == len(args):  # no recorded operand: nothing is keyed
-                    return RecordingTrace.process_primitive(self, prim, args, params)
-                for j in others:
-                    ins[j], a = self._atom(args[j])  # (a new constant's key item is checked)
-                    if type(a) is Literal:
-                        if lits is None:
-                            lits = []
-                        lits.append((j, a))
-                if type(self) is not _CheckingTrace:  # a constant differed
-                    return RecordingTrace.process_primitive(self, prim, args, params)
-            ins = tuple(ins)
-        k = self.kpos
-        try:
-            item = self.expect.plan[k]
-        except IndexError:
-            item = ()
-        # (an effectful primitive is never in a compiled program: it differs here)
-        if not item or item[0] is not prim or item[2] != ins:
-            return self._mismatch(prim, args, params)
-        if params:
-            pk, opaque = self._params_key(prim, params)
-            if pk != item[1]:
-                return self._mismatch(prim, args, params)
-        elif item[1]:
-            return self._mismatch(prim, args, params)
-        else:
-            opaque = False
-        if item[4]:  # computed now if the operands' values are at hand (as recorded, they
-            # were not)
-            for x in args:
-                if type(x) is RecordingTracer:
-                    v = self.available(x.idx)
-                    if v is None or v is _OPAQUE:
-                        break
-            else:
-                return self._mismatch(prim, args, params)
-        out = item[3]
-        self.kpos = k + 1
-        first = self.n
-        if prim.multiple_results:
-            self.n = first + len(out)
-            tracers = [RecordingTracer(self, first + i, a) for i, a in enumerate(out)]
-        else:
-            self.n = first + 1
-            tracers = _new(RecordingTracer)
-            tracers._trace = self
-            tracers.idx = first
-            tracers.aval = out
-        self.records.append((prim, params, ins, lits, out, first, opaque))
-        return tracers
-
-    def _const_key(self, key: tuple) -> None:
-        k = self.kpos
-        plan = self.expect.plan
-        if k < len(plan) and plan[k] == key:
-            self.kpos = k + 1
-        else:
-            self._diverge().keys.append(key)
-
-    def _mismatch(self, prim, args, params):
-        """An operation that is not the plan's next: what the ordinary recording does with it.
-        If that keys nothing (an operation it computes now, on values at hand), the recording
-        checks on; otherwise it has differed from the plan."""
-        kpos, n_records = self.kpos, len(self.records)
-        self._diverge()
-        out = RecordingTrace.process_primitive(self, prim, args, params)
-        if len(self.keys) == kpos and len(self.records) == n_records:
-            self.__class__ = _CheckingTrace
-        return out
-
-    def _diverge(self) -> RecordingTrace:
-        """From here on, an ordinary recording (with the key items checked so far)."""
-        self.keys = list(self.expect.key[1][: self.kpos])
-        self.__class__ = RecordingTrace
-        return self
-
-    def matched(self, out_keys: tuple, out_tree) -> bool:
-        """Whether the recording is the expected program (`f` has returned these outputs)."""
-        key = self.expect.key
-        return self.kpos == len(key[1]) and out_keys == key[2] and out_tree == key[3]
-
-
 _KINDS = {"vmap": "BatchTrace"}
 _LEAF_TREE = tree_util.tree_flatten(0)[1]  # the others differentiate: forward mode, to the user
 
@@ -1087,7 +1084,7 @@ class _Recording:
         self._jaxpr = None
         self.last_uses = None
         self.compiled = None  # the compiled program it was checked against, if it is that one
-        if type(trace) is _CheckingTrace:
+        if trace.checking:
             if trace.matched(out_keys, out_tree):
                 self.compiled = trace.expect
                 self.key = trace.expect.key
@@ -1163,12 +1160,11 @@ def _record(chain, tree, leaves, traced, avals, values, expect=None) -> _Recordi
     compiled program `expect` where one is given."""
     fun = chain.fun
     kind = chain.kind
-    if expect is None:
-        trace = RecordingTrace(eval_trace, kind)
-    else:
-        trace = _CheckingTrace(eval_trace, kind)
+    trace = RecordingTrace(eval_trace, kind)
+    if expect is not None:
         trace.expect = expect
         trace.kpos = 0
+        trace.checking = True
     tracers = trace.new_args(avals, values)
     if len(tracers) == len(leaves):  # (all of them, in order)
         flat = tracers
@@ -1190,7 +1186,7 @@ def _record(chain, tree, leaves, traced, avals, values, expect=None) -> _Recordi
         if trace.failed:  # f caught the exception: it went on with what eagerly is not so
             raise _Unreproducible("an exception of the recording, caught")
         if type(out) is RecordingTracer:  # the common case: one array
-            if type(trace) is _CheckingTrace and out._trace is trace:
+            if trace.checking and out._trace is trace:
                 key = trace.expect.key
                 if trace.kpos == len(key[1]) and key[3] is _LEAF_TREE and key[2] == (out.idx,):
                     return _Matched(trace.expect, trace.consts)

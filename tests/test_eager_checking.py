@@ -1,10 +1,10 @@
-"""The eager cache's checking recorder (eager._CheckingTrace): once a program of a function and
-signature has been compiled, later calls record `f` against it, item after item, instead of
-keying the recording anew. Its invariant: a checked recording has exactly the key an ordinary
-recording of the same call has, whether it matched the program to the end or differed at some
-item (a constant, an operation, its operands, its params, its literals, its outputs, an
-operation computed as it is recorded), so the compiled program runs if and only if it is the
-program `f` ran. Results must equal the uncached eager path's, bit for bit."""
+"""The eager cache's checking recorder (a RecordingTrace with `checking` set): once a program
+of a function and signature has been compiled, later calls record `f` against it, item after
+item, instead of keying the recording anew. Its invariant: a checked recording has exactly the
+key an ordinary recording of the same call has, whether it matched the program to the end or
+differed at some item (a constant, an operation, its operands, its params, its literals, its
+outputs, an operation computed as it is recorded), so the compiled program runs if and only if
+it is the program `f` ran. Results must equal the uncached eager path's, bit for bit."""
 
 from __future__ import annotations
 
