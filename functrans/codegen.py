@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from functrans.ir import Jaxpr, Literal, Var
+from functrans.ir import Jaxpr, Literal, Var, has_effects
 from functrans.primitives.dot import _simple_product
 
 # Array-mode templates for primitives whose NumPy form is an operator or a method.
@@ -564,7 +564,7 @@ def generate(jaxpr: Jaxpr, consts: list[Any]) -> Generated:
     exec(compile(source, "<functrans.jit>", "exec"), namespace)  # noqa: S102 - our own source
     fn = namespace["program"]
     scalar_source = scalar_fn = None
-    effects = any(e.prim.effectful for e in jaxpr.eqns)  # may not run twice (see Generated)
+    effects = any(has_effects(e) for e in jaxpr.eqns)  # may not run twice (see Generated)
     if _is_scalar_program(jaxpr) and not effects and all(np.ndim(c) == 0 for c in consts):
         # one namespace for both programs (helpers are numbered by its size, so names never
         # clash), so that the two sources together run on their own; constants as Python values

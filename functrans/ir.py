@@ -117,6 +117,20 @@ class ClosedJaxpr:
     __repr__ = __str__
 
 
+def has_effects(eqn: Eqn) -> bool:
+    """Whether an equation has an effect (a debug print), itself or in a program it holds (a
+    branch, a loop body): it must then run where, and as often as, it is written (never
+    removed, merged, folded or moved out of a loop)."""
+    if eqn.prim.effectful:
+        return True
+    for v in eqn.params.values():
+        for p in v if type(v) is tuple else (v,):
+            jaxpr = p.jaxpr if type(p) is ClosedJaxpr else p if type(p) is Jaxpr else None
+            if jaxpr is not None and any(has_effects(e) for e in jaxpr.eqns):
+                return True
+    return False
+
+
 # ---------------------------------------------------------------------------------------------
 # Evaluation
 

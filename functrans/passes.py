@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from functrans.core import ShapedArray
-from functrans.ir import Eqn, Jaxpr, Literal, Var
+from functrans.ir import Eqn, Jaxpr, Literal, Var, has_effects
 from functrans.primitives import broadcast_in_dim_p, mul_p, pad_p, reshape_p, transpose_p
 
 Atom = Var | Literal
@@ -76,7 +76,7 @@ def fold_constants(p: _Program) -> bool:
     eqns = []
     for eqn in p.eqns:
         vals = [_value(p, a) for a in eqn.inputs]
-        if not eqn.prim.effectful and all(v is not _UNKNOWN for v in vals):
+        if all(v is not _UNKNOWN for v in vals) and not has_effects(eqn):
             outs = eqn.prim.impl(*vals, **eqn.params)
             outs = outs if eqn.prim.multiple_results else [outs]
             for v, out in zip(eqn.outputs, outs, strict=True):
@@ -447,7 +447,7 @@ def eliminate_common_subexpressions(p: _Program) -> bool:
     for eqn in p.eqns:
         if subst:
             eqn = Eqn(eqn.prim, [subst.get(a, a) for a in eqn.inputs], eqn.params, eqn.outputs)
-        pkey = None if eqn.prim.effectful else _params_key(eqn.params)
+        pkey = None if has_effects(eqn) else _params_key(eqn.params)
         key = None if pkey is None else (eqn.prim, tuple(_key(a) for a in eqn.inputs), pkey)
         prev = None if key is None else seen.get(key)
         if prev is None:
@@ -463,7 +463,7 @@ def eliminate_dead_code(p: _Program) -> bool:
     live = {a for a in p.outvars if type(a) is Var}
     kept = []
     for eqn in reversed(p.eqns):
-        if eqn.prim.effectful or any(v in live for v in eqn.outputs):
+        if any(v in live for v in eqn.outputs) or has_effects(eqn):
             kept.append(eqn)
             live.update(a for a in eqn.inputs if type(a) is Var)
     changed = len(kept) != len(p.eqns)

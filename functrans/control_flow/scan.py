@@ -6,6 +6,7 @@ from collections.abc import Callable
 
 import numpy as np
 
+from functrans.control_flow.cond import cond_p
 from functrans.control_flow.programs import (
     SPLIT_RULES,
     batch_program,
@@ -16,10 +17,17 @@ from functrans.control_flow.programs import (
     split_program,
     stage,
 )
-from functrans.core import Primitive, ShapedArray, UndefPrimal, aval_of, instantiate
+from functrans.core import (
+    Primitive,
+    ShapedArray,
+    UndefPrimal,
+    _current_trace,
+    aval_of,
+    instantiate,
+)
 from functrans.interpreters.staging import StagingTrace
 from functrans.interpreters.transpose import backward_pass
-from functrans.ir import ClosedJaxpr, Eqn, Jaxpr, Var
+from functrans.ir import ClosedJaxpr, Eqn, Jaxpr, Literal, Var, eval_jaxpr, has_effects
 from functrans.primitives import bdim_to
 from functrans.primitives import elementwise as ew
 from functrans.primitives.base import batch_size
@@ -182,10 +190,10 @@ def _hoist_invariants(known_body: ClosedJaxpr, res_avals: list, n_known_consts: 
     jaxpr = known_body.jaxpr
     n_out = len(jaxpr.outvars) - len(res_avals)
     consts_in = jaxpr.invars[:n_known_consts]
-    invariant = set(consts_in)
+    invariant = set(consts_in) | set(jaxpr.constvars)  # (constvars: arrays the body holds)
     candidates = []
     for eqn in jaxpr.eqns:  # (an effect happens once per step: it stays in the loop)
-        if not eqn.prim.effectful and all(type(a) is not Var or a in invariant for a in eqn.inputs):
+        if all(type(a) is not Var or a in invariant for a in eqn.inputs) and not has_effects(eqn):
             candidates.append(eqn)
             invariant.update(eqn.outputs)
     res_vars = jaxpr.outvars[n_out:]
@@ -206,7 +214,9 @@ def _hoist_invariants(known_body: ClosedJaxpr, res_avals: list, n_known_consts: 
     used = {a for e in kept_eqns for a in e.inputs if type(a) is Var}
     used.update(v for v in kept_outs if type(v) is Var)
     body_in = [o for e in moved for o in e.outputs if o in used]
-    hoist = ClosedJaxpr(Jaxpr([], list(consts_in), moved, body_in + hoisted_res), [])
+    hoist = ClosedJaxpr(
+        Jaxpr(jaxpr.constvars, list(consts_in), moved, body_in + hoisted_res), known_body.consts
+    )
     body = ClosedJaxpr(
         Jaxpr(
             jaxpr.constvars,
@@ -341,25 +351,31 @@ def _split_scan_eqn(eqn, in_unknown):
 
 def _forward_program(trace, program: ClosedJaxpr, args: list) -> list:
     """A program run on known values one level below `trace`, as trace.forward runs one
-    primitive."""
-    env = dict(zip(program.jaxpr.invars, args, strict=True))
-    for eqn in program.jaxpr.eqns:
-        ins = [env[a] if type(a) is Var else a.val for a in eqn.inputs]
-        outs = trace.forward(eqn.prim, ins, eqn.params)
-        env.update(zip(eqn.outputs, outs if eqn.prim.multiple_results else [outs], strict=True))
-    return [env[a] if type(a) is Var else a.val for a in program.jaxpr.outvars]
+    primitive (eval_jaxpr: under debug_nans a report names each equation's source line)."""
+    token = _current_trace.set(trace.parent)
+    try:
+        return eval_jaxpr(program.jaxpr, program.consts, *args)
+    finally:
+        _current_trace.reset(token)
 
 
 def _inline_program(program: ClosedJaxpr, args: list) -> tuple[list[Eqn], list]:
-    """A program's equations on the atoms `args`, with fresh variables: (equations, outputs)."""
-    env: dict = dict(zip(program.jaxpr.invars, args, strict=True))
+    """A program as equations on the atoms `args`, with fresh variables: (equations, outputs).
+    A program holding arrays (constvars) is one equation, a cond of one branch."""
+    jaxpr = program.jaxpr
+    if jaxpr.constvars:
+        outs = [Var(v.aval) for v in jaxpr.outvars]
+        return [Eqn(cond_p, [Literal(0), *args], {"branches": (program,)}, outs)], outs
+    env: dict = dict(zip(jaxpr.invars, args, strict=True))
     eqns = []
-    for eqn in program.jaxpr.eqns:
+    for eqn in jaxpr.eqns:
         outs = [Var(o.aval) for o in eqn.outputs]
         ins = [env[a] if type(a) is Var else a for a in eqn.inputs]
-        eqns.append(Eqn(eqn.prim, ins, eqn.params, outs))
+        copy = Eqn(eqn.prim, ins, eqn.params, outs)
+        copy.source = eqn.source  # (what debug_nans reports)
+        eqns.append(copy)
         env.update(zip(eqn.outputs, outs, strict=True))
-    return eqns, [env[a] if type(a) is Var else a for a in program.jaxpr.outvars]
+    return eqns, [env[a] if type(a) is Var else a for a in jaxpr.outvars]
 
 
 def _scan_transpose(cts, *ops, body, counts, length, reverse):
