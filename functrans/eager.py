@@ -771,6 +771,15 @@ class RecordingTrace(Trace):
             # (an effectful primitive is never in a compiled program: it differs here)
             if not item or item[0] is not prim or item[2] != ins:
                 return self._mismatch(prim, args, params)
+            if item[4]:  # computed now if the operands' values are at hand (as recorded, they
+                # were not; and before its params are keyed, as in the ordinary recording)
+                for x in args:
+                    if type(x) is RecordingTracer:
+                        v = self.available(x.idx)
+                        if v is None or v is _OPAQUE:
+                            break
+                else:
+                    return self._mismatch(prim, args, params)
             if params:
                 pk, opaque = self._params_key(prim, params)
                 if pk != item[1]:
@@ -779,15 +788,6 @@ class RecordingTrace(Trace):
                 return self._mismatch(prim, args, params)
             else:
                 opaque = False
-            if item[4]:  # computed now if the operands' values are at hand (as recorded, they
-                # were not)
-                for x in args:
-                    if type(x) is RecordingTracer:
-                        v = self.available(x.idx)
-                        if v is None or v is _OPAQUE:
-                            break
-                else:
-                    return self._mismatch(prim, args, params)
             out = item[3]
             self.kpos = k + 1
             first = self.n
