@@ -18,6 +18,16 @@ from functrans.primitives import broadcast_in_dim, convert_element_type
 _PY_SCALARS = (bool, int, float, complex)
 
 
+class _NoValue:
+    """The default of an argument that NumPy tells apart from every value, None included."""
+
+    def __repr__(self) -> str:
+        return "<no value>"
+
+
+NO_VALUE = _NoValue()
+
+
 def is_traced(x: Any) -> bool:
     return isinstance(x, Tracer)
 

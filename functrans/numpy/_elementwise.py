@@ -403,8 +403,16 @@ def nan_to_num(x, copy=True, nan=0.0, posinf=None, neginf=None):
 # Selection and casts
 
 
-def astype(x, dtype):
-    return ew.convert_element_type(asarray(x), new_dtype=np.dtype(dtype))
+def astype(x, dtype, /, *, copy: bool = True):
+    """x converted to `dtype` (numpy.astype, and the `.astype` method of traced values).
+
+    A traced value is immutable, so `copy` changes nothing for it; a NumPy array or scalar is
+    converted by numpy.astype (copy=False returns x itself when the dtype already matches).
+    Example: fnp.astype(x, np.float32)
+    """
+    if isinstance(x, Tracer):
+        return ew.convert_element_type(x, new_dtype=np.dtype(dtype))
+    return np.astype(x, np.dtype(dtype), copy=copy)
 
 
 __all__ = [

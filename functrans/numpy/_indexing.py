@@ -16,7 +16,9 @@ from typing import Any
 import numpy as np
 
 from functrans.core import Tracer, aval_of
-from functrans.numpy._base import asarray
+from functrans.numpy._base import _contains_tracer, asarray, numpy_scalar_result
+from functrans.numpy._elementwise import remainder
+from functrans.numpy._piecewise import clip
 from functrans.primitives import (
     broadcast_in_dim,
     gather,
@@ -250,8 +252,21 @@ def _add_index(a: Any, b: Any) -> Any:
     return ew.add(a, b)
 
 
-def take(a: Any, indices: Any, axis: int | None = None) -> Any:
-    """numpy.take: also the way to index a plain NumPy array with a traced index."""
+_TAKE_MODES = ("raise", "wrap", "clip")
+
+
+@numpy_scalar_result
+def take(a: Any, indices: Any, axis: int | None = None, mode: str = "raise") -> Any:
+    """Entries of `a` at `indices` along `axis` (of the flattened array for axis=None).
+
+    Also the way to index a plain NumPy array with a traced index. For indices outside
+    [-n, n), mode "raise" is an IndexError (concrete indices; traced ones only wrap negatives),
+    "wrap" takes them modulo n, "clip" clips them to [0, n - 1] (negative ones to 0, as NumPy).
+    Linear in `a`.
+    Example: fnp.take(x, i, axis=1, mode="clip")
+    """
+    if mode not in _TAKE_MODES:
+        raise ValueError(f"clipmode must be one of 'clip', 'raise', or 'wrap' (got {mode!r})")
     a = asarray(a)
     if axis is None:
         a = reshape(a, new_sizes=(aval_of(a).size,))
@@ -259,7 +274,35 @@ def take(a: Any, indices: Any, axis: int | None = None) -> Any:
     nd = aval_of(a).ndim
     if not -nd <= axis < nd:
         raise np.exceptions.AxisError(f"axis {axis} is out of bounds for array of dimension {nd}")
-    return getitem(a, (slice(None),) * (axis % nd) + (indices,))
+    axis %= nd
+    indices = _take_indices(indices)
+    n = aval_of(a).shape[axis]
+    if n == 0 and aval_of(indices).size:
+        raise IndexError("cannot do a non-empty take from an empty axes.")
+    concrete = isinstance(indices, np.ndarray)
+    if mode == "wrap":
+        indices = np.mod(indices, n) if concrete else remainder(indices, n)
+    elif mode == "clip":
+        indices = np.clip(indices, 0, n - 1) if concrete else clip(indices, 0, n - 1)
+    return getitem(a, (slice(None),) * axis + (indices,))
+
+
+def _take_indices(indices: Any) -> Any:
+    """Indices as NumPy's take reads them: an array must cast to intp by the 'same_kind' rule
+    (so booleans are 0 and 1, never a mask), a sequence of numbers converts."""
+    if isinstance(indices, (list, tuple)) and _contains_tracer(indices):
+        indices = asarray(indices)
+    if not isinstance(indices, (Tracer, np.ndarray, np.generic)):
+        return np.asarray(indices, dtype=np.intp)
+    dtype = aval_of(indices).dtype
+    if not np.can_cast(dtype, np.intp, "same_kind"):
+        raise TypeError(
+            f"Cannot cast array data from {dtype!r} to {np.dtype(np.intp)!r} according to the "
+            "rule 'same_kind'"
+        )
+    if isinstance(indices, Tracer):
+        return ew.convert_element_type(indices, new_dtype=np.intp)
+    return np.asarray(indices, dtype=np.intp)
 
 
 # ---------------------------------------------------------------------------------------------

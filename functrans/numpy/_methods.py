@@ -1,4 +1,4 @@
-"""The array protocol of tracers: Python operators, `@`, `.T`, array methods, and NumPy's
+"""The array protocol of tracers: Python operators, `@`, `.T`, `.mT`, array methods, and NumPy's
 `__array_ufunc__` / `__array_function__`, so that plain NumPy calls on traced values dispatch to
 functrans.numpy. Attached to `core.Tracer` here, because the core knows no NumPy semantics."""
 
@@ -144,12 +144,24 @@ def _transpose(self, *axes):
     return fnp.transpose(self, axes[0] if len(axes) == 1 else (axes or None))
 
 
+def _matrix_transpose(self):
+    if self.aval.ndim < 2:
+        raise ValueError(
+            f"matrix transpose with ndim < 2 is undefined (x.mT of a traced "
+            f"{self.aval.str_short()})"
+        )
+    return fnp.swapaxes(self, -1, -2)
+
+
 def attach() -> None:
     for name, fn in _METHODS.items():
         setattr(Tracer, name, fn)
     Tracer.reshape = _reshape
     Tracer.transpose = _transpose
     Tracer.T = property(lambda self: fnp.transpose(self))
+    Tracer.mT = property(_matrix_transpose)
+    Tracer.itemsize = property(lambda self: self.aval.dtype.itemsize)
+    Tracer.nbytes = property(lambda self: self.aval.size * self.aval.dtype.itemsize)
     Tracer.at = property(lambda self: fnp.at(self))
     Tracer.real = property(lambda self: fnp.real(self))
     Tracer.imag = property(lambda self: fnp.imag(self))

@@ -14,6 +14,7 @@ import numpy as np
 
 from functrans.core import aval_of
 from functrans.numpy._base import (
+    NO_VALUE,
     as_bool,
     asarray,
     broadcast_all,
@@ -103,18 +104,15 @@ def fmin(x, y):
     return ew.select_n(ew.isnan(y), ew.select_n(ew.isnan(x), ew.min(x, y), y), x)
 
 
-_NO_VALUE = object()
-
-
-def clip(a, a_min=_NO_VALUE, a_max=_NO_VALUE, *, min=None, max=None):  # noqa: A002
+def clip(a, a_min=NO_VALUE, a_max=NO_VALUE, *, min=None, max=None):  # noqa: A002
     """Limit `a` to [a_min, a_max] (either may be None), as NumPy.
 
     Convention at the bounds: the derivative with respect to `a` is 1 on the closed interval
     a_min <= a <= a_max and 0 outside it; a bound gets the tangent only where `a` is strictly
     beyond it. If a_min > a_max, every element is a_max, as in NumPy.
     """
-    lo = min if a_min is _NO_VALUE or a_min is None else a_min
-    hi = max if a_max is _NO_VALUE or a_max is None else a_max
+    lo = min if a_min is NO_VALUE or a_min is None else a_min
+    hi = max if a_max is NO_VALUE or a_max is None else a_max
     # a Python-int bound beyond a's integer range: one that cannot bind is dropped, one that
     # would bind everything is NumPy's OverflowError
     if type(lo) is int and (bad := int_out_of_range((a, lo))) is not None:

@@ -16,6 +16,7 @@ import numpy as np
 
 from functrans.core import Tracer, aval_of
 from functrans.numpy._base import (
+    NO_VALUE,
     as_bool,
     asarray,
     broadcast_to_shape,
@@ -77,33 +78,137 @@ def _count(shape, axes) -> int:
     return math.prod([shape[a] for a in axes])
 
 
-def sum(x, axis=None, dtype=None, keepdims=False):  # noqa: A001 - the NumPy name
+def sum(x, axis=None, dtype=None, keepdims=False, *, initial=NO_VALUE, where=True):  # noqa: A001
     """Sum of elements over the given axes (NumPy's dtype rules: small integers sum as int64).
 
+    `initial` is added to the sum; entries where the boolean mask `where` is False count as 0.
+    initial=None means no identity, as in NumPy: an empty sum or a mask is then a ValueError.
     Example: fnp.sum(x, axis=(0, -1), keepdims=True)
     """
+    return _identity_reduce(reduce_sum, ew.add, "add", 0, x, axis, dtype, keepdims, initial, where)
+
+
+def prod(x, axis=None, dtype=None, keepdims=False, *, initial=NO_VALUE, where=True):
+    """Product of elements over the given axes; its derivative is exact where x has zeros.
+
+    `initial` multiplies the product; entries where the boolean mask `where` is False count as
+    1; initial=None as in sum.
+    """
+    return _identity_reduce(
+        red.reduce_prod, ew.mul, "multiply", 1, x, axis, dtype, keepdims, initial, where
+    )
+
+
+def _identity_reduce(prim_fn, combine, name, identity, x, axis, dtype, keepdims, initial, where):
+    """sum / prod: masked-out entries become the identity, and `initial` is combined with the
+    result (NumPy starts the reduction from it; x + initial only rounds in another order)."""
     x = asarray(x)
-    return _reduce(reduce_sum, x, axis, keepdims, dtype or _sum_dtype(aval_of(x).dtype))
+    aval = aval_of(x)
+    if initial is None:  # NumPy's request to reduce without the identity
+        _check_without_identity(name, aval.shape, normalize_axes(axis, aval.ndim), where)
+    if where is not True:
+        x = ew.select_n(_where_mask(where, aval.shape), _full_like(x, identity), x)
+    out = _reduce(prim_fn, x, axis, keepdims, dtype or _sum_dtype(aval.dtype))
+    return out if initial is NO_VALUE or initial is None else _with_initial(combine, out, initial)
 
 
-def prod(x, axis=None, dtype=None, keepdims=False):
-    """Product of elements over the given axes; its derivative is exact where x has zeros."""
-    x = asarray(x)
-    return _reduce(red.reduce_prod, x, axis, keepdims, dtype or _sum_dtype(aval_of(x).dtype))
+def max(x, axis=None, keepdims=False, *, initial=NO_VALUE, where=True):  # noqa: A001
+    """Maximum over the given axes; tied maxima share the derivative equally.
+
+    `initial` takes part in the maximum (and is the result of an empty one); entries where the
+    boolean mask `where` is False are left out, which needs `initial`, as in NumPy. Where
+    `initial` wins, x gets no derivative (a tie with it splits 1/2 : 1/2, as fnp.maximum).
+    Example: fnp.max(x, axis=0, initial=0.0, where=x < 10)
+    """
+    if (initial is NO_VALUE or initial is None) and where is True:
+        return _reduce(red.reduce_max, x, axis, keepdims)
+    return _extremum(red.reduce_max, ew.max, "maximum", x, axis, keepdims, initial, where)
 
 
-def max(x, axis=None, keepdims=False):  # noqa: A001 - the NumPy name
-    """Maximum over the given axes; tied maxima share the derivative equally."""
-    return _reduce(red.reduce_max, x, axis, keepdims)
+def min(x, axis=None, keepdims=False, *, initial=NO_VALUE, where=True):  # noqa: A001
+    """Minimum over the given axes; tied minima share the derivative equally.
 
-
-def min(x, axis=None, keepdims=False):  # noqa: A001 - the NumPy name
-    """Minimum over the given axes; tied minima share the derivative equally."""
-    return _reduce(red.reduce_min, x, axis, keepdims)
+    `initial` and `where` as in max. Example: fnp.min(x, axis=1, initial=np.inf, where=mask)
+    """
+    if (initial is NO_VALUE or initial is None) and where is True:
+        return _reduce(red.reduce_min, x, axis, keepdims)
+    return _extremum(red.reduce_min, ew.min, "minimum", x, axis, keepdims, initial, where)
 
 
 amax = max
 amin = min
+
+
+def _check_without_identity(name, shape, axes, where):
+    if where is not True:
+        raise ValueError(
+            f"reduction operation '{name}' does not have an identity, so to use a where mask one "
+            "has to specify 'initial'"
+        )
+    if _count(shape, axes) == 0:
+        raise ValueError(f"zero-size array to reduction operation {name} which has no identity")
+
+
+def _where_mask(where, shape):
+    """`where` as a boolean mask of x's shape. As NumPy, an array must already be boolean (the
+    'safe' cast), a Python sequence or scalar converts."""
+    if not isinstance(where, (Tracer, np.ndarray, np.generic)):
+        where = np.asarray(where, dtype=bool)
+    elif (dtype := aval_of(where).dtype).kind != "b":
+        raise TypeError(
+            f"Cannot cast array data from {dtype!r} to dtype('bool') according to the rule 'safe'"
+        )
+    return broadcast_to_shape(where, shape)
+
+
+def _initial(initial, dtype):
+    """`initial` in the reduction's dtype. A concrete value is stored as NumPy stores it (an int
+    out of range is an OverflowError, a float truncates to an integer dtype); a traced scalar is
+    cast, and it gets its share of the derivative."""
+    if isinstance(initial, Tracer):
+        if initial.aval.ndim:
+            raise ValueError(f"initial must be a scalar, got a traced {initial.aval.str_short()}")
+        return ew.convert_element_type(initial, new_dtype=dtype)
+    out = np.empty((), dtype)
+    out[()] = initial
+    return out
+
+
+@numpy_scalar_result
+def _with_initial(combine, out, initial):
+    aval = aval_of(out)
+    return combine(broadcast_to_shape(_initial(initial, aval.dtype), aval.shape), out)
+
+
+def _lowest(dtype: np.dtype, for_max: bool):
+    """The identity of max (the dtype's lowest value) or of min (its highest)."""
+    if dtype.kind == "b":
+        return not for_max
+    if dtype.kind in "iu":
+        info = np.iinfo(dtype)
+        return info.min if for_max else info.max
+    inf = -np.inf if for_max else np.inf
+    return complex(inf, inf) if dtype.kind == "c" else inf
+
+
+@numpy_scalar_result
+def _extremum(prim_fn, combine, name, x, axis, keepdims, initial, where):
+    """max / min with `initial` or `where`: the masked-out entries become the identity (they
+    never win, and get no derivative), then `initial` joins the reduced value. `initial` comes
+    first in `combine`, so the reduced value wins exact ties (for ±0, as NumPy's reduction)."""
+    x = asarray(x)
+    aval = aval_of(x)
+    axes = normalize_axes(axis, aval.ndim)
+    if initial is NO_VALUE or initial is None:
+        _check_without_identity(name, aval.shape, axes, where)
+    if where is not True:
+        identity = _full_like(x, _lowest(aval.dtype, prim_fn is red.reduce_max))
+        x = ew.select_n(_where_mask(where, aval.shape), identity, x)
+    out_shape = tuple(n for i, n in enumerate(aval.shape) if i not in axes)
+    init = broadcast_to_shape(_initial(initial, aval.dtype), out_shape)
+    # an empty reduction is `initial` alone (reduce_max has no identity to start from)
+    out = init if _count(aval.shape, axes) == 0 else combine(init, prim_fn(x, axes=axes))
+    return _keepdims(out, aval.shape, axes) if keepdims else out
 
 
 def ptp(x, axis=None, keepdims=False):

@@ -23,7 +23,7 @@ from functrans.numpy._base import (
     broadcast_to_shape,
     normalize_axes,
     normalize_axis,
-    promote,
+    result_dtype,
 )
 from functrans.primitives import broadcast_in_dim, gather, rev, slice_
 from functrans.primitives import concatenate as _concatenate
@@ -196,14 +196,42 @@ def atleast_3d(*arrays):
 # Joining
 
 
-def concatenate(arrays: Sequence[Any], axis: int | None = 0):
+_CASTINGS = ("no", "equiv", "safe", "same_kind", "unsafe")
+
+
+def _cast_all(arrays: list[Any], dtype: Any, casting: str) -> list[Any]:
+    """The arrays in `dtype` (their common dtype if None), each cast first checked against the
+    `casting` rule, as NumPy's concatenate checks it."""
+    if casting not in _CASTINGS:
+        raise ValueError(
+            f"casting must be one of 'no', 'equiv', 'safe', 'same_kind', 'unsafe' (got {casting!r})"
+        )
+    dtype = result_dtype(*arrays) if dtype is None else np.dtype(dtype)
+    for a in arrays:
+        if not np.can_cast(aval_of(a).dtype, dtype, casting):
+            raise TypeError(
+                f"Cannot cast array data from {aval_of(a).dtype!r} to {dtype!r} according to the "
+                f"rule {casting!r}"
+            )
+    # each input is cast straight to dtype (not through the common dtype: no double rounding)
+    return [ew.convert_element_type(a, new_dtype=dtype) for a in arrays]
+
+
+def concatenate(
+    arrays: Sequence[Any], axis: int | None = 0, *, dtype: Any = None, casting: str = "same_kind"
+):
+    """Join arrays along an existing axis (of the flattened arrays for axis=None).
+
+    The inputs are cast to `dtype` (default: their common dtype); a cast the `casting` rule does
+    not allow raises TypeError, as in NumPy (float to int needs casting="unsafe").
+    Example: fnp.concatenate([x, y], axis=1, dtype=np.float32)
+    """
     arrays = [asarray(a) for a in arrays]
     if not arrays:
         raise ValueError("need at least one array to concatenate")
     if axis is None:
         arrays = [ravel(a) for a in arrays]
         axis = 0
-    arrays = promote(*arrays)
     nd = aval_of(arrays[0]).ndim
     if nd == 0:
         raise ValueError("zero-dimensional arrays cannot be concatenated")
@@ -212,10 +240,15 @@ def concatenate(arrays: Sequence[Any], axis: int | None = 0):
             "all the input arrays must have the same number of dimensions, got shapes "
             + ", ".join(str(aval_of(a).shape) for a in arrays)
         )
-    return _concatenate(arrays, dimension=normalize_axis(axis, nd))
+    axis = normalize_axis(axis, nd)
+    return _concatenate(_cast_all(arrays, dtype, casting), dimension=axis)
 
 
-def stack(arrays: Sequence[Any], axis: int = 0):
+def stack(arrays: Sequence[Any], axis: int = 0, *, dtype: Any = None, casting: str = "same_kind"):
+    """Join arrays of one shape along a new axis; `dtype` and `casting` as in concatenate.
+
+    Example: fnp.stack([x, y], axis=-1)
+    """
     arrays = [asarray(a) for a in arrays]
     if not arrays:
         raise ValueError("need at least one array to stack")
@@ -224,7 +257,8 @@ def stack(arrays: Sequence[Any], axis: int = 0):
         raise ValueError("all input arrays must have the same shape")
     nd = aval_of(arrays[0]).ndim + 1
     axis = normalize_axis(axis, nd)
-    return concatenate([expand_dims(a, axis) for a in arrays], axis=axis)
+    expanded = [expand_dims(a, axis) for a in arrays]
+    return concatenate(expanded, axis=axis, dtype=dtype, casting=casting)
 
 
 def hstack(tup):
