@@ -272,12 +272,7 @@ def _scan_partial_eval(trace, args, *, body, counts, length, reverse):
     outs = trace.forward(
         scan_p,
         [*kc, *hb, *kk, *kx],
-        {
-            "body": known_body,
-            "counts": (len(kc) + len(hb), len(kk)),
-            "length": length,
-            "reverse": reverse,
-        },
+        _params(known_body, len(kc) + len(hb), len(kk), length, reverse),
     )
     known_carry = outs[:n_known_carry]
     known_ys = outs[n_known_carry : n_known_carry + n_known_y]
@@ -286,12 +281,7 @@ def _scan_partial_eval(trace, args, *, body, counts, length, reverse):
         trace,
         scan_p,
         [*uc, *hc, *uk, *res_stacked, *ux],
-        {
-            "body": lin_prog,
-            "counts": (len(uc) + len(hc), len(uk)),
-            "length": length,
-            "reverse": reverse,
-        },
+        _params(lin_prog, len(uc) + len(hc), len(uk), length, reverse),
     )
     staged_carry, staged_ys = iter(staged[: len(uk)]), iter(staged[len(uk) :])
     kc_iter, ky_iter = iter(known_carry), iter(known_ys)
@@ -332,21 +322,20 @@ def _split_scan_eqn(eqn, in_unknown):
     known_eqn = Eqn(
         scan_p,
         [*kc, *hb, *kk, *kx],
-        {
-            "body": known_body,
-            "counts": (len(kc) + len(hb), len(kk)),
-            "length": length,
-            "reverse": reverse,
-        },
+        _params(known_body, len(kc) + len(hb), len(kk), length, reverse),
         [o for o, u in zip(eqn.outputs, out_uk, strict=True) if not u] + residuals,
     )
     unknown_eqn = Eqn(
         scan_p,
         [*uc, *hc, *uk, *residuals, *ux],
-        {"body": lin_prog, "counts": (nuc, nuk), "length": length, "reverse": reverse},
+        _params(lin_prog, nuc, nuk, length, reverse),
         [o for o, u in zip(eqn.outputs, out_uk, strict=True) if u],
     )
     return [*pre, known_eqn], unknown_eqn, out_uk
+
+
+def _params(body: ClosedJaxpr, n_consts: int, n_carry: int, length: int, reverse: bool) -> dict:
+    return {"body": body, "counts": (n_consts, n_carry), "length": length, "reverse": reverse}
 
 
 def _forward_program(trace, program: ClosedJaxpr, args: list) -> list:
