@@ -45,9 +45,10 @@ def _index_error(what: str) -> IndexError:
     )
 
 
-def _normalize(idx: Any, ndim: int) -> list[Any]:
-    """The index as a list with Ellipsis expanded, lists converted and boolean masks replaced
-    by the integer arrays of their nonzero positions."""
+def _normalize(idx: Any, shape: tuple[int, ...]) -> list[Any]:
+    """The index into an array of `shape` as a list with Ellipsis expanded, lists converted and
+    boolean masks (checked against the axes they index, as NumPy does) replaced by the integer
+    arrays of their nonzero positions."""
     idx = list(idx) if isinstance(idx, tuple) else [idx]
     out = []
     for i in idx:
@@ -72,7 +73,7 @@ def _normalize(idx: Any, ndim: int) -> list[Any]:
                 raise _index_error(f"a traced index of dtype {i.aval.dtype}")
         elif isinstance(i, (np.ndarray, np.generic)) and not _is_int(i):
             if i.dtype == bool:
-                out.extend(np.nonzero(i) if i.ndim else [np.asarray(i)])  # 0-d bool: see below
+                out.append(np.asarray(i))  # (a mask: its nonzero positions, below)
                 continue
             if i.dtype.kind not in "iu":
                 raise _index_error(f"an index array of dtype {i.dtype}")
@@ -81,16 +82,41 @@ def _normalize(idx: Any, ndim: int) -> list[Any]:
         out.append(i)
     if sum(i is Ellipsis for i in out) > 1:
         raise IndexError("an index can only have a single ellipsis ('...')")
-    consuming = sum(1 for i in out if i is not None and i is not Ellipsis)
+    ndim = len(shape)
+    consuming = sum(_consumed(i) for i in out)
     if consuming > ndim:
         raise IndexError(
             f"too many indices for array: array is {ndim}-dimensional, but {consuming} were indexed"
         )
     fill = [slice(None)] * (ndim - consuming)
-    for k, i in enumerate(out):
+    expanded, axis = [], 0
+    for i in out:
         if i is Ellipsis:
-            return out[:k] + fill + out[k + 1 :]
-    return out + fill
+            expanded.extend(fill)
+            axis += len(fill)
+        elif isinstance(i, np.ndarray) and i.dtype == bool and i.ndim:
+            for k, n in enumerate(i.shape):
+                if shape[axis + k] != n:
+                    raise IndexError(
+                        f"boolean index did not match indexed array along axis {axis + k}; size "
+                        f"of axis is {shape[axis + k]} but size of corresponding boolean axis is "
+                        f"{n}"
+                    )
+            expanded.extend(np.nonzero(i))
+            axis += i.ndim
+        else:  # (a 0-d boolean stays itself: getitem rejects it)
+            expanded.append(i)
+            axis += i is not None
+    return expanded if any(i is Ellipsis for i in out) else expanded + fill
+
+
+def _consumed(i: Any) -> int:
+    """How many axes of the indexed array an index entry consumes (a mask: its rank)."""
+    if i is None or i is Ellipsis:
+        return 0
+    if isinstance(i, np.ndarray) and i.dtype == bool and i.ndim:
+        return i.ndim
+    return 1
 
 
 def _is_advanced(i: Any) -> bool:
@@ -100,7 +126,7 @@ def _is_advanced(i: Any) -> bool:
 def getitem(x: Any, idx: Any) -> Any:
     x = asarray(x)
     shape = aval_of(x).shape
-    entries = _normalize(idx, len(shape))
+    entries = _normalize(idx, shape)
     if any(isinstance(i, np.ndarray) and i.dtype == bool for i in entries):
         raise IndexError("0-dimensional boolean indices are not supported")
     if not any(_is_advanced(i) for i in entries):

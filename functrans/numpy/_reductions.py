@@ -53,7 +53,9 @@ def _reduce(prim_fn, x, axis, keepdims, dtype=None):
     if dtype is not None:
         x = ew.convert_element_type(x, new_dtype=dtype)
     out = prim_fn(x, axes=axes)
-    return _keepdims(out, aval.shape, axes) if keepdims else out
+    if keepdims:
+        out = _keepdims(out, aval.shape, axes)
+    return out[()] if type(out) is np.ndarray and out.ndim == 0 else out  # (NumPy's scalar)
 
 
 def _sum_dtype(dtype: np.dtype) -> np.dtype | None:
