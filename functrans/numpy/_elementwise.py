@@ -403,7 +403,7 @@ def nan_to_num(x, copy=True, nan=0.0, posinf=None, neginf=None):
 # Selection and casts
 
 
-def astype(x, dtype, /, *, copy: bool = True):
+def astype(x, dtype, *, copy: bool = True):
     """x converted to `dtype` (numpy.astype, and the `.astype` method of traced values).
 
     A traced value is immutable, so `copy` changes nothing for it; a NumPy array or scalar is

@@ -96,7 +96,7 @@ def _normalize(idx: Any, shape: tuple[int, ...]) -> list[Any]:
             axis += len(fill)
         elif isinstance(i, np.ndarray) and i.dtype == bool and i.ndim:
             for k, n in enumerate(i.shape):
-                if shape[axis + k] != n:
+                if n and shape[axis + k] != n:  # (NumPy does not check an empty mask axis)
                     raise IndexError(
                         f"boolean index did not match indexed array along axis {axis + k}; size "
                         f"of axis is {shape[axis + k]} but size of corresponding boolean axis is "
@@ -212,7 +212,14 @@ def _advanced(x: Any, entries: list[Any]) -> Any:
         for i, a in zip(adv_arrays, adv_axes)
     ]
     # 2. broadcast the index arrays and flatten them into positions along the flattened axes
-    bshape = np.broadcast_shapes(*[aval_of(i).shape for i in adv_arrays])
+    shapes = [aval_of(i).shape for i in adv_arrays]
+    try:
+        bshape = np.broadcast_shapes(*shapes)
+    except ValueError:
+        raise IndexError(
+            "shape mismatch: indexing arrays could not be broadcast together with shapes "
+            + " ".join(str(s).replace(" ", "") for s in shapes)
+        ) from None
     flat_idx = None
     for i, a in zip(adv_arrays, adv_axes):
         i = _broadcast_index(i, bshape)
@@ -291,12 +298,14 @@ def take(a: Any, indices: Any, axis: int | None = None, mode: str = "raise") -> 
     Linear in `a`.
     Example: fnp.take(x, i, axis=1, mode="clip")
     """
+    if mode is None:  # (NumPy's default spelled out)
+        mode = "raise"
     if mode not in _TAKE_MODES:
         raise ValueError(f"clipmode must be one of 'clip', 'raise', or 'wrap' (got {mode!r})")
     a = asarray(a)
-    if axis is None:
+    if axis is None or aval_of(a).ndim == 0:  # (NumPy takes from a 0-d array as from 1-d)
         a = reshape(a, new_sizes=(aval_of(a).size,))
-        axis = 0
+        axis = 0 if axis is None else axis
     nd = aval_of(a).ndim
     if not -nd <= axis < nd:
         raise np.exceptions.AxisError(f"axis {axis} is out of bounds for array of dimension {nd}")

@@ -226,7 +226,8 @@ def concatenate(
     not allow raises TypeError, as in NumPy (float to int needs casting="unsafe").
     Example: fnp.concatenate([x, y], axis=1, dtype=np.float32)
     """
-    arrays = [asarray(a) for a in arrays]
+    given = list(arrays)
+    arrays = [asarray(a) for a in given]
     if not arrays:
         raise ValueError("need at least one array to concatenate")
     if axis is None:
@@ -241,6 +242,19 @@ def concatenate(
             + ", ".join(str(aval_of(a).shape) for a in arrays)
         )
     axis = normalize_axis(axis, nd)
+    first = aval_of(arrays[0]).shape
+    for k, a in enumerate(arrays[1:], 1):  # (before any cast, as NumPy checks)
+        for d, (m, n) in enumerate(zip(first, aval_of(a).shape)):
+            if d != axis and m != n:
+                raise ValueError(
+                    "all the input array dimensions except for the concatenation axis must match "
+                    f"exactly, but along dimension {d}, the array at index 0 has size {m} and "
+                    f"the array at index {k} has size {n}"
+                )
+    if dtype is None:  # (a Python scalar among them is weak: it does not widen the dtype)
+        dtype = result_dtype(
+            *[g if type(g) in (int, float, complex) else a for g, a in zip(given, arrays)]
+        )
     return _concatenate(_cast_all(arrays, dtype, casting), dimension=axis)
 
 
