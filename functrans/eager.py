@@ -655,7 +655,7 @@ class RecordingTrace(Trace):
         self.filters = warnings.filters
         self.n_filters = len(warnings.filters)
         self.first_filter = warnings.filters[0] if warnings.filters else None
-        self.checking = False  # (see _check)
+        self.checking = False  # (see "Checking against a compiled program")
 
     def unreproducible(self, what: str) -> _Unreproducible:
         self.failed = True
