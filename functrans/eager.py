@@ -182,7 +182,7 @@ class _Entry:
 
 class _Compiled:
     """A compiled program, and what its recording was: later calls of the entry record `f`
-    against it (RecordingTrace._check) instead of keying their recording anew.
+    against it (the recording trace's checking mode) instead of keying their recording anew.
 
     `plan` follows the items of the program key (constants and operations, in order): a
     constant's item as it is; an operation's item (prim, params key, inputs) followed by its
